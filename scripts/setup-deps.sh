@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# setup-deps.sh: install, idempotently, everything a fresh Debian 12 machine
+# needs to build and test bucketfs.
+#
+#   scripts/setup-deps.sh            build + test dependencies, s3rver
+#   SETUP_RGW=0 scripts/setup-deps.sh   skip the Ceph RGW packages
+#   SETUP_PEERS=1 ...                also the benchmark peers (s3fs, rclone, fio)
+#
+# s3rver comes from the npm registry at a pinned version into .deps/ (git
+# ignored), so tests never depend on a global npm install.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+S3RVER_VERSION=3.7.1
+
+pkgs=(build-essential meson ninja-build pkg-config
+      libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libxml2-dev libsqlite3-dev
+      sqlite3 curl ca-certificates python3-boto3 awscli nodejs npm attr rsync openssl)
+[ "${SETUP_RGW:-1}" = 1 ] && pkgs+=(ceph-mon ceph-osd radosgw ceph-common)
+[ "${SETUP_PEERS:-0}" = 1 ] && pkgs+=(s3fs rclone fio gnuplot-nox)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+# node/npm may come from outside Debian on some images: accept them as found
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do case $p in nodejs|npm) ;; *) tmp+=("$p");; esac; done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup-deps] apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+dest="$top/.deps/s3rver"
+if [ ! -x "$dest/node_modules/.bin/s3rver" ] ||
+   ! grep -q "\"version\": \"$S3RVER_VERSION\"" "$dest/node_modules/s3rver/package.json" 2>/dev/null; then
+  echo "[setup-deps] npm install s3rver@$S3RVER_VERSION into .deps/s3rver"
+  mkdir -p "$dest"
+  (cd "$dest" && npm install --no-audit --no-fund --loglevel=error --prefix "$dest" "s3rver@$S3RVER_VERSION" >/dev/null)
+fi
+echo "[setup-deps] ok"

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * s3-int.h: what the files of src/s3 share and nobody else may include.
+ *
+ * A request is described by a struct s3_request, filled by an operation in
+ * ops_*.c and executed by s3_request_perform() in http.c, which builds the
+ * URL, signs, sends, retries and collects the reply and its headers.
+ */
+#ifndef BUCKETFS_S3_INT_H
+#define BUCKETFS_S3_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "bucketfs/s3.h"
+#include "bucketfs/util.h"
+
+#define S3_MAX_QUERY 8
+#define S3_MAX_HEADERS 48
+
+struct s3_request {
+    /* set by the operation */
+    enum bfs_s3_op op;
+    const char *method;
+    const char *bucket;          /* NULL: service level (ListBuckets) */
+    const char *key;             /* NULL: bucket level */
+    struct bfs_s3_header query[S3_MAX_QUERY];
+    size_t nquery;
+    struct bfs_s3_header headers[S3_MAX_HEADERS]; /* names in lower case */
+    size_t nheaders;
+    const struct bfs_s3_body *body; /* NULL: no body */
+    int idempotent;              /* safe to repeat after it may have run */
+    struct bfs_s3_sink *sink;    /* 2xx body goes here; NULL: into reply */
+
+    /* filled by s3_request_perform */
+    int status;
+    int attempts;
+    struct bfs_buf reply;        /* XML body (2xx without sink, or any error) */
+    struct bfs_s3_object info;   /* headers: size, etag, mtime, type, meta */
+    char *header_store;          /* owns strings built for headers[] */
+};
+
+/* Initializes r for one operation; s3_request_done frees what it holds. */
+void s3_request_init(struct s3_request *r, enum bfs_s3_op op, const char *method,
+                     const char *bucket, const char *key);
+void s3_request_done(struct s3_request *r);
+void s3_request_query(struct s3_request *r, const char *name, const char *value);
+/* value is borrowed until the request is done. */
+void s3_request_header(struct s3_request *r, const char *name, const char *value);
+/* Adds x-amz-meta-* headers and Content-Type; copies into r's own storage. */
+int s3_request_meta(struct s3_request *r, const struct bfs_s3_meta *m, const char *ctype);
+int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
+                       struct bfs_s3_error *reterr);
+
+/* ---- client internals used by http.c ---- */
+
+struct s3_pool; /* idle curl handles, see http.c */
+
+struct bfs_s3_client {
+    /* immutable after bfs_s3_client_new */
+    char *scheme;        /* "http" or "https" */
+    char *host;          /* host[:port] as sent in Host */
+    char *base_path;     /* endpoint path without trailing '/', often "" */
+    char *endpoint;      /* as given, for messages */
+    char *region;
+    int path_style;
+    int unsigned_payload;
+    int max_retries;
+    long connect_timeout_ms;
+    long low_speed_time_s;
+    char *ca_file;
+    int insecure;
+    struct bfs_s3_creds *creds; /* owned; has its own lock */
+    struct s3_pool *pool;
+
+    /* statistics, updated atomically */
+    atomic_uint_fast64_t requests, retries, errors, bytes_up, bytes_down;
+    atomic_uint_fast64_t by_op[BFS_S3_OP_COUNT];
+};
+
+struct s3_pool *s3_pool_new(int max);
+void s3_pool_free(struct s3_pool *p);
+
+/* URL and canonical URI for bucket/key under this client's addressing. */
+int s3_build_target(const struct bfs_s3_client *c, const char *bucket, const char *key,
+                    struct bfs_buf *host, struct bfs_buf *path);
+
+/* ---- XML replies (xml.c); every parser rejects malformed input ---- */
+
+int s3_xml_error(const char *xml, size_t len, struct bfs_s3_error *e);
+int s3_xml_list_buckets(const char *xml, size_t len, struct bfs_s3_bucket_list *ret);
+int s3_xml_list_objects(const char *xml, size_t len, struct bfs_s3_list_page *ret);
+int s3_xml_upload_id(const char *xml, size_t len, char **ret);
+/* ETag of CopyObjectResult / CompleteMultipartUploadResult. An <Error>
+ * document fills e and returns its errno (S3 may send one with 200). */
+int s3_xml_etag(const char *xml, size_t len, char etag[BFS_S3_ETAG_MAX],
+                struct bfs_s3_error *e);
+int s3_xml_delete_result(const char *xml, size_t len, const char *const *keys, size_t n,
+                         int *errs);
+int s3_xml_list_uploads(const char *xml, size_t len, struct bfs_s3_upload_list *acc,
+                        char **ret_next_key, char **ret_next_id);
+/* Appends text with XML escaping. */
+int s3_xml_escape(struct bfs_buf *b, const char *s);
+
+#endif
