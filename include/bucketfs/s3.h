@@ -186,6 +186,9 @@ struct bfs_s3_object {
     struct bfs_s3_meta meta; /* HEAD/GET only */
 };
 void bfs_s3_object_done(struct bfs_s3_object *o);
+/* Copies an ETag into out with the double quotes S3 normally sends
+ * (some servers leave them off in some replies). */
+void bfs_s3_etag_normalize(const char *in, char out[BFS_S3_ETAG_MAX]);
 
 /* Where a request body comes from: memory, or a range of a file (pread). */
 struct bfs_s3_body {

@@ -278,6 +278,16 @@ void bfs_s3_object_done(struct bfs_s3_object *o)
     memset(o, 0, sizeof(*o));
 }
 
+void bfs_s3_etag_normalize(const char *in, char out[BFS_S3_ETAG_MAX])
+{
+    size_t n = strlen(in);
+
+    if (n >= 2 && in[0] == '"' && in[n - 1] == '"')
+        snprintf(out, BFS_S3_ETAG_MAX, "%s", in);
+    else
+        snprintf(out, BFS_S3_ETAG_MAX, "\"%.*s\"", BFS_S3_ETAG_MAX - 3, in);
+}
+
 uint64_t bfs_s3_part_size(uint64_t size, uint64_t preferred)
 {
     const uint64_t mib = 1024 * 1024;

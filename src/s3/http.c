@@ -325,7 +325,7 @@ static void store_header(struct bfs_s3_object *o, const char *line, size_t n, ch
     int64_t num;
 
     if (name_is(line, n, "etag")) {
-        snprintf(o->etag, sizeof(o->etag), "%s", v);
+        bfs_s3_etag_normalize(v, o->etag);
     } else if (name_is(line, n, "content-length")) {
         if (bfs_parse_int(v, 0, INT64_MAX, &num) == 0 && o->size == 0)
             o->size = (uint64_t)num;

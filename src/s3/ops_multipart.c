@@ -162,6 +162,11 @@ int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char 
     rc = s3_request_perform(c, &r, &e);
     if (rc == 0) /* S3 may answer 200 and then report an error in the body */
         rc = s3_xml_etag(r.reply.data, r.reply.len, etag, &e);
+    if (rc == -ENODATA) { /* an empty <ETag>: the header, or what the parts make */
+        if (r.info.etag[0])
+            memcpy(etag, r.info.etag, BFS_S3_ETAG_MAX);
+        rc = r.info.etag[0] || multipart_etag(part_etags, n, etag) == 0 ? 0 : -EPROTO;
+    }
     if (rc == -EPROTO)
         bfs_s3_error_set(&e, rc, r.status, "MalformedReply", "CompleteMultipartUpload reply");
     if (rc == -ENOENT && r.attempts > 1 && strcmp(e.code, "NoSuchUpload") == 0 &&

@@ -165,8 +165,8 @@ int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const ch
     if (rc == 0) {
         /* a 200 reply may still carry an <Error> (NOTES.md) */
         rc = s3_xml_etag(r.reply.data, r.reply.len, etag, reterr);
-        if (rc == -EPROTO)
-            bfs_s3_error_set(reterr, rc, r.status, "MalformedReply",
+        if (rc == -EPROTO || rc == -ENODATA)
+            bfs_s3_error_set(reterr, rc = -EPROTO, r.status, "MalformedReply",
                              "CopyObject reply has no ETag");
         else if (rc == 0 && ret_etag)
             memcpy(ret_etag, etag, BFS_S3_ETAG_MAX);

@@ -185,7 +185,7 @@ static int parse_contents(xmlNodePtr n, int encoded, struct bfs_s3_object *o)
         goto out;
     o->size = (uint64_t)sz;
     if (etag)
-        snprintf(o->etag, sizeof(o->etag), "%s", etag);
+        bfs_s3_etag_normalize(etag, o->etag);
     if (lm)
         (void)bfs_time_parse_iso8601(lm, &o->mtime_ns);
 out:
@@ -312,11 +312,15 @@ int s3_xml_etag(const char *xml, size_t len, char etag[BFS_S3_ETAG_MAX], struct 
     }
     t = child_text(root, "ETag");
     xmlFreeDoc(doc);
-    if (!t || !*t || strlen(t) >= BFS_S3_ETAG_MAX) {
+    if (!t || strlen(t) + 2 >= BFS_S3_ETAG_MAX) {
         free(t);
         return -EPROTO;
     }
-    memcpy(etag, t, strlen(t) + 1);
+    if (!*t) {
+        free(t);
+        return -ENODATA; /* Ceph RGW 16.2 sends <ETag></ETag> on Complete */
+    }
+    bfs_s3_etag_normalize(t, etag);
     free(t);
     return 0;
 }

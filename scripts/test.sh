@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# test.sh: the one command that checks bucketfs. It installs what it needs
+# (scripts/setup-deps.sh), builds, runs the unit tests, runs the integration
+# tests against real S3 servers, then does it all again under
+# AddressSanitizer + UndefinedBehaviorSanitizer (against one server).
+#
+#   scripts/test.sh                     everything (TEST_SERVER=both)
+#   TEST_SERVER=s3rver scripts/test.sh  quick: s3rver only
+#   TEST_SERVER=rgw scripts/test.sh     Ceph RGW only
+#   SKIP_ASAN=1 scripts/test.sh         no sanitizer pass
+#
+# Ends with one line "N passed, N failed" counting the test steps.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+servers=${TEST_SERVER:-both}
+case "$servers" in both) servers="s3rver rgw" ;; s3rver|rgw) ;; *)
+  echo "TEST_SERVER must be s3rver, rgw or both" >&2; exit 2 ;; esac
+
+passed=0 failed=0 failures=()
+step() { # name cmd...
+  local name=$1; shift
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+build() { # dir [meson args]
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then meson setup --reconfigure "$dir" "$@" >/dev/null
+  else meson setup "$dir" "$@" >/dev/null; fi && ninja -C "$dir"
+}
+
+scripts/setup-deps.sh || { echo "setup-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+
+step "build" build build
+step "unit tests" meson test -C build --suite unit --print-errorlogs
+for s in $servers; do
+  step "integration ($s)" scripts/with-server.sh "$s" tests/integration/run.sh build
+done
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98
+  step "build (asan+ubsan)" build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbuildtype=debug
+  step "unit tests (asan+ubsan)" meson test -C build-asan --suite unit --print-errorlogs
+  step "integration (s3rver, asan+ubsan)" scripts/with-server.sh s3rver tests/integration/run.sh build-asan
+fi
+
+[ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

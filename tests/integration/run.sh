@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR: every integration suite, against the server that
+# scripts/with-server.sh started (endpoint and keys in the environment).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
+rc=0
+/usr/bin/python3 "$here/test_s3_client.py" --cli "$build/tests/tools/bfs-s3" || rc=1
+exit $rc
