@@ -41,4 +41,24 @@ if [ ! -x "$dest/node_modules/.bin/s3rver" ] ||
   mkdir -p "$dest"
   (cd "$dest" && npm install --no-audit --no-fund --loglevel=error --prefix "$dest" "s3rver@$S3RVER_VERSION" >/dev/null)
 fi
+# s3rver 3.7.1 bug: with a delimiter it does not walk directories below a
+# common prefix, so "a/" is missing from a root listing when every key under
+# it is deeper ("a/b/c"). One line makes it walk them (slower, correct).
+fs_js="$dest/node_modules/s3rver/lib/stores/filesystem.js"
+if grep -q '// avoid directories occurring beneath a common prefix' "$fs_js" &&
+   ! grep -q 'bucketfs: walk below common prefixes' "$fs_js"; then
+  /usr/bin/python3 - "$fs_js" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+old = """          // avoid directories occurring beneath a common prefix
+          return false;"""
+new = """          // bucketfs: walk below common prefixes, or deeper keys never
+          // make their prefix appear
+          return true;"""
+assert old in s, "s3rver source changed: review the patch in setup-deps.sh"
+open(p, "w").write(s.replace(old, new))
+PY
+  echo "[setup-deps] patched s3rver listing of nested common prefixes"
+fi
 echo "[setup-deps] ok"

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs.h: the filesystem logic of bucketfs: the tree of mappings, inodes and
+ * their lookup counts, attributes, directory listings and reads through
+ * the block cache, built on the S3 client and the store.
+ *
+ * Contract
+ * - Knows nothing of FUSE: it speaks inode numbers and struct stat, and
+ *   the fuse layer turns results into replies.
+ * - Every function is thread-safe and may block on S3; none holds a lock
+ *   while it does.
+ * - Functions return 0 (or a byte count) or a negative errno.
+ * - Lookup counts follow the kernel's: each successful bfs_fs_lookup and
+ *   each bfs_fs_dir_ref adds one, bfs_fs_forget takes n away. An inode
+ *   stays resolvable while its count is above zero (and the root always).
+ */
+#ifndef BUCKETFS_FS_H
+#define BUCKETFS_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct bfs_config;
+struct bfs_store;
+struct bfs_fs;
+struct bfs_dir;
+struct bfs_file;
+
+/* Builds the filesystem for a finished config over an open store. The
+ * S3 clients are made here from the config (one per distinct endpoint).
+ * err gets a message for the user. */
+int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, struct bfs_fs **ret,
+               char *err, size_t errlen);
+/* Checks that every mapping's bucket answers (a one-key LIST), so that a
+ * mount with bad credentials or a wrong endpoint fails at once. */
+int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen);
+void bfs_fs_free(struct bfs_fs *fs);
+
+/* Seconds the kernel may cache entries and attributes. */
+double bfs_fs_ttl(const struct bfs_fs *fs);
+
+/* ---- names and attributes (fs/lookup.c, fs/inode.c) ---- */
+
+int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct stat *ret);
+void bfs_fs_forget(struct bfs_fs *fs, uint64_t ino, uint64_t nlookup);
+int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret);
+/* Symlink target into buf (NUL-terminated); returns its length. */
+int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size);
+
+/* ---- directories (fs/dir.c) ---- */
+
+/* Takes a snapshot of the directory's entries (listing S3 if the cached
+ * listing is older than the TTL). Caller frees with bfs_fs_closedir. */
+int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret);
+void bfs_fs_closedir(struct bfs_dir *d);
+/* Entry i of the snapshot ("." and ".." first): its name and attributes;
+ * -ENOENT past the end. Borrowed until closedir. */
+int bfs_fs_dir_entry(struct bfs_dir *d, size_t i, const char **ret_name, struct stat *ret_st);
+/* Adds one lookup count to entry i (readdirplus handed it to the kernel). */
+int bfs_fs_dir_ref(struct bfs_fs *fs, struct bfs_dir *d, size_t i);
+
+/* ---- file data (fs/read.c) ---- */
+
+int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret);
+/* Reads into buf; returns the byte count (short only at end of file). */
+ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off);
+void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f);
+
+/* ---- xattrs and status (fs/xattr.c) ---- */
+
+/* user.s3.* describe an object; on the root, user.bucketfs.stats holds the
+ * mount's counters as JSON. Returns the value length (copied when size is
+ * large enough, -ERANGE when not; size 0 asks for the length). */
+ssize_t bfs_fs_getxattr(struct bfs_fs *fs, uint64_t ino, const char *name, char *buf,
+                        size_t size);
+ssize_t bfs_fs_listxattr(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size);
+
+struct statvfs;
+void bfs_fs_statfs(struct bfs_fs *fs, struct statvfs *ret);
+
+#endif

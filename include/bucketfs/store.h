@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h: the local state of a mount, in one cache directory: an SQLite
+ * database (inodes, directory listings, block index) and block files.
+ *
+ * Contract
+ * - Knows nothing of HTTP or FUSE. Keys, buckets and paths are the fs
+ *   layer's business: the store keeps (parent inode, name) rows.
+ * - Thread-safe: each thread gets its own SQLite connection (WAL mode,
+ *   busy timeout), made on first use and closed by bfs_store_close.
+ * - Inode numbers are the rowids of the nodes table: stable for the life
+ *   of the database. Inode 1 is the root.
+ * - Block files hold clean data only, keyed by (inode, ETag, index), so a
+ *   changed object can never be served from blocks of its old version.
+ *   The cache is kept under its size limit by evicting the least recently
+ *   used blocks. A block that cannot be written (full disk) is simply not
+ *   cached: callers still get their data.
+ * - Functions return 0 or a negative errno; -ENOENT means "no such row".
+ */
+#ifndef BUCKETFS_STORE_H
+#define BUCKETFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BFS_ROOT_INO 1
+
+enum bfs_kind { BFS_KIND_FILE = 1, BFS_KIND_DIR = 2, BFS_KIND_SYMLINK = 3 };
+
+/* Which metadata fields came from the object (s3fs headers), bit flags. */
+#define BFS_META_MODE 1
+#define BFS_META_UID 2
+#define BFS_META_GID 4
+#define BFS_META_MTIME 8
+#define BFS_META_HEADED 16 /* a HEAD was done for this ETag: absent = default */
+
+struct bfs_node {
+    uint64_t ino;
+    uint64_t parent;
+    char name[256];
+    int kind;              /* enum bfs_kind */
+    uint64_t size;
+    char etag[80];         /* "" for directories and unknown */
+    int64_t mtime_ns;      /* from metadata, else LastModified */
+    uint32_t mode;         /* permission bits and type, when meta & MODE */
+    uint32_t uid, gid;
+    int meta;              /* BFS_META_* */
+    int64_t fetched_ns;    /* when the attributes were last checked with S3 */
+};
+
+struct bfs_store;
+
+struct bfs_store_stats {
+    uint64_t cache_bytes, cache_limit, blocks;
+    uint64_t hits, misses, evictions, write_failures;
+};
+
+/* Opens (creating) DIR/meta.db and DIR/blocks/, mode 0700/0600. err gets a
+ * message. limit is the block cache size in bytes. */
+int bfs_store_open(const char *dir, uint64_t limit, struct bfs_store **ret, char *err,
+                   size_t errlen);
+void bfs_store_close(struct bfs_store *s);
+void bfs_store_stats(struct bfs_store *s, struct bfs_store_stats *ret);
+
+/* ---- nodes (store/nodes.c) ---- */
+
+int bfs_store_node_get(struct bfs_store *s, uint64_t ino, struct bfs_node *ret);
+/* A present child by name; -ENOENT when absent (or listed as gone). */
+int bfs_store_node_lookup(struct bfs_store *s, uint64_t parent, const char *name,
+                          struct bfs_node *ret);
+/* Inserts or updates the child n->parent/n->name, keeping its inode number,
+ * marks it present, and writes the inode into n->ino. Metadata known for the
+ * same ETag is kept when n brings none. */
+int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n);
+/* Marks a child absent (a lookup found nothing there). */
+int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name);
+
+/* A whole listing at once, in one transaction: every child in nodes[] is
+ * put (their ino fields are filled), every other child is marked absent,
+ * and the directory's listing time is set to now_ns. */
+int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_node *nodes,
+                              size_t n, int64_t now_ns);
+/* When the directory was last listed completely (0: never). */
+int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent);
+/* Forgets the listing time, so the next readdir lists again. */
+int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent);
+/* Present children in name order. The callback returns non-zero to stop.
+ * Caller's node is only valid during the callback. */
+int bfs_store_children(struct bfs_store *s, uint64_t parent,
+                       int (*fn)(void *ctx, const struct bfs_node *n), void *ctx);
+
+/* ---- block cache (store/blocks.c) ---- */
+
+/* Reads len bytes at off of a cached block into buf; returns bytes read
+ * or -ENOENT when the block is not cached. */
+ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                             uint32_t off, void *buf, size_t len);
+/* Whether a block is cached (no data copied). */
+int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx);
+/* Stores a block (evicting others if needed). Failure to cache is reported
+ * but harmless: the caller has the data already. */
+int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                        const void *data, size_t len);
+/* Drops every block of ino whose ETag is not keep_etag (NULL: all). */
+int bfs_store_blocks_drop(struct bfs_store *s, uint64_t ino, const char *keep_etag);
+
+#endif

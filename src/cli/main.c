@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c: the bucketfs command: options, config, and the life of a mount.
+ *
+ * Order matters around fork: everything that checks the user's input (the
+ * config, the credentials, reaching each bucket, the mount itself) runs in
+ * the first process, so that a failure is a message and a non-zero exit.
+ * Threads and SQLite connections must not cross fork(), so the checking
+ * filesystem is torn down before daemonizing and made again in the daemon.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "bfs-config.h"
+#include "bucketfs/config.h"
+#include "bucketfs/fs.h"
+#include "bucketfs/fuse.h"
+#include "bucketfs/s3.h"
+#include "bucketfs/store.h"
+#include "bucketfs/util.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bucketfs [options] [CONFIG] MOUNTPOINT\n"
+            "\n"
+            "Mounts S3 buckets (or prefixes of them) as directories of one tree.\n"
+            "\n"
+            "  -c, --config FILE        INI config file (see bucketfs.conf(5))\n"
+            "      --map NAME=s3://BUCKET[/PREFIX]\n"
+            "                           add a mapping directory NAME (repeatable); with\n"
+            "                           no mapping the root lists every bucket\n"
+            "  -o OPT[,OPT...]          config keys as key=value, and mount options:\n"
+            "                           ro, allow_other, default_permissions, uid=, gid=,\n"
+            "                           file_mode=, dir_mode=, umask=, cache_dir=,\n"
+            "                           cache_size=, metadata_ttl=, endpoint=, region=, ...\n"
+            "  -f, --foreground         stay in the foreground, log to stderr\n"
+            "  -d, --debug              debug log (every S3 request); implies -f\n"
+            "  -s                       serve requests from one thread\n"
+            "  -h, --help               this text\n"
+            "  -V, --version            the version\n"
+            "\n"
+            "Unmount with: fusermount3 -u MOUNTPOINT\n");
+}
+
+struct cli {
+    struct bfs_config cfg;
+    const char *config_file;
+    const char *mountpoint;
+    int single_thread;
+};
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "bucketfs: %s\n", msg);
+    return 1;
+}
+
+static int parse_o(struct cli *c, const char *arg, char *err, size_t errlen)
+{
+    char *copy = strdup(arg), *save = NULL, *item;
+    int r = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (item = strtok_r(copy, ",", &save); item && r == 0; item = strtok_r(NULL, ",", &save))
+        r = bfs_config_option(&c->cfg, item, err, errlen);
+    free(copy);
+    return r;
+}
+
+/* Returns 0 to go on, or an exit status + 1000 to stop (help, version). */
+static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t errlen)
+{
+    enum { OPT_MAP = 256 };
+    static const struct option lo[] = {
+        {"config", 1, 0, 'c'}, {"map", 1, 0, OPT_MAP}, {"foreground", 0, 0, 'f'},
+        {"debug", 0, 0, 'd'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, ch, r;
+
+    /* -o items are applied after the config file, so they override it */
+    char **oargs = calloc((size_t)argc, sizeof(char *));
+    int no = 0;
+
+    if (!oargs)
+        return -ENOMEM;
+    r = 0;
+    while (r == 0 && (ch = getopt_long(argc, argv, "c:o:fdshV", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c': c->config_file = optarg; break;
+        case 'o': oargs[no++] = optarg; break;
+        case 'f': c->cfg.foreground = 1; break;
+        case 'd': c->cfg.debug = c->cfg.foreground = 1; break;
+        case 's': c->single_thread = 1; break;
+        case 'h': usage(stdout); r = 1000; break;
+        case 'V': printf("bucketfs %s\n", BFS_VERSION); r = 1000; break;
+        case OPT_MAP: r = bfs_config_add_map(&c->cfg, optarg, err, errlen); break;
+        default: snprintf(err, errlen, "unknown option (see bucketfs --help)"); r = -EINVAL;
+        }
+    }
+    for (int i = optind; r == 0 && i < argc; i++) {
+        if (npos == 2) {
+            snprintf(err, errlen, "too many arguments (see bucketfs --help)");
+            r = -EINVAL;
+        } else {
+            pos[npos++] = argv[i];
+        }
+    }
+    if (r == 0 && npos == 0) {
+        snprintf(err, errlen, "no mount point given (see bucketfs --help)");
+        r = -EINVAL;
+    }
+    if (r == 0) {
+        c->mountpoint = pos[npos - 1];
+        if (npos == 2) {
+            if (c->config_file) {
+                snprintf(err, errlen, "config file given twice");
+                r = -EINVAL;
+            }
+            c->config_file = pos[0];
+        }
+    }
+    if (r == 0 && c->config_file)
+        r = bfs_config_load(&c->cfg, c->config_file, err, errlen);
+    for (int i = 0; r == 0 && i < no; i++)
+        r = parse_o(c, oargs[i], err, errlen);
+    free(oargs);
+    if (r == 0)
+        r = bfs_config_finish(&c->cfg, c->mountpoint, err, errlen);
+    return r;
+}
+
+/* The -o string for libfuse. */
+static char *fuse_options(const struct bfs_config *cfg)
+{
+    struct bfs_buf b;
+
+    bfs_buf_init(&b, 8192);
+    bfs_buf_adds(&b, "fsname=bucketfs,subtype=bucketfs");
+    if (cfg->allow_other)
+        bfs_buf_adds(&b, ",allow_other");
+    if (cfg->default_permissions)
+        bfs_buf_adds(&b, ",default_permissions");
+    if (cfg->read_only)
+        bfs_buf_adds(&b, ",ro");
+    if (cfg->fuse_opts)
+        bfs_buf_addf(&b, ",%s", cfg->fuse_opts);
+    return bfs_buf_steal(&b);
+}
+
+/* Makes store + fs; with check, also proves every bucket answers. */
+static int open_fs(struct cli *c, int check, struct bfs_store **st, struct bfs_fs **fs,
+                   char *err, size_t errlen)
+{
+    int r = bfs_store_open(c->cfg.cache_dir, c->cfg.cache_size, st, err, errlen);
+
+    if (r == 0)
+        r = bfs_fs_new(&c->cfg, *st, fs, err, errlen);
+    if (r == 0 && check)
+        r = bfs_fs_check(*fs, err, errlen);
+    return r;
+}
+
+static void close_fs(struct bfs_store **st, struct bfs_fs **fs)
+{
+    bfs_fs_free(*fs);
+    *fs = NULL;
+    bfs_store_close(*st);
+    *st = NULL;
+}
+
+static int mount_and_serve(struct cli *c)
+{
+    struct bfs_store *st = NULL;
+    struct bfs_fs *fs = NULL;
+    struct bfs_fuse *fu = NULL;
+    char err[1024] = "", *opts = NULL;
+    int r;
+
+    r = open_fs(c, 1, &st, &fs, err, sizeof(err));
+    close_fs(&st, &fs);
+    if (r < 0)
+        return fail(err[0] ? err : strerror(-r));
+    opts = fuse_options(&c->cfg);
+    r = opts ? bfs_fuse_new(opts, &fu, err, sizeof(err)) : -ENOMEM;
+    free(opts);
+    if (r == 0)
+        r = bfs_fuse_mount(fu, c->mountpoint, err, sizeof(err));
+    if (r < 0) {
+        bfs_fuse_free(fu);
+        return fail(err[0] ? err : strerror(-r));
+    }
+    if (!c->cfg.foreground)
+        bfs_log_setup(c->cfg.debug ? BFS_LOG_DEBUG : BFS_LOG_INFO, 1);
+    if (fuse_daemonize(c->cfg.foreground) != 0) {
+        bfs_fuse_free(fu);
+        return fail("cannot daemonize");
+    }
+    r = open_fs(c, 0, &st, &fs, err, sizeof(err));
+    if (r < 0) {
+        bfs_err("%s", err[0] ? err : strerror(-r));
+        bfs_fuse_free(fu);
+        close_fs(&st, &fs);
+        return 1;
+    }
+    bfs_info("mounted %zu mapping(s) on %s, cache %s", c->cfg.nmaps, c->mountpoint,
+             c->cfg.cache_dir);
+    r = bfs_fuse_run(fu, fs, c->single_thread);
+    bfs_info("unmounting %s", c->mountpoint);
+    bfs_fuse_free(fu);
+    close_fs(&st, &fs);
+    return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    char err[1024] = "";
+    int r;
+
+    bfs_config_init(&c.cfg);
+    r = parse_args(argc, argv, &c, err, sizeof(err));
+    if (r >= 1000) {
+        bfs_config_done(&c.cfg);
+        return r - 1000;
+    }
+    if (r < 0) {
+        bfs_config_done(&c.cfg);
+        return fail(err[0] ? err : strerror(-r));
+    }
+    bfs_log_setup(c.cfg.debug ? BFS_LOG_DEBUG : BFS_LOG_INFO, 0);
+    if (bfs_s3_global_init() < 0) {
+        bfs_config_done(&c.cfg);
+        return fail("cannot initialize libcurl");
+    }
+    umask(077); /* the cache directory is the mounting user's only */
+    r = mount_and_serve(&c);
+    bfs_config_done(&c.cfg);
+    return r;
+}

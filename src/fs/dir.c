@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dir.c: directory listings. A directory whose listing is older than the
+ * TTL is listed again with ListObjectsV2 (delimiter '/', every page) and
+ * the result replaces the cached children in one transaction; opendir then
+ * snapshots the children, so readdir offsets stay valid however long the
+ * reader takes and whatever changes meanwhile.
+ *
+ * Keys that cannot be names are skipped and counted (SPEC.md): empty
+ * components ("a//b"), "." and "..", components over 255 bytes. An object
+ * and a prefix with the same name make one directory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bucketfs/util.h"
+#include "fs-int.h"
+
+#define DIR_MAX_ENTRIES (10u * 1000 * 1000) /* a listing larger than this is refused */
+
+struct dir_entry {
+    char *name;
+    struct stat st;
+    struct bfs_node node;
+};
+
+struct bfs_dir {
+    uint64_t ino;
+    struct dir_entry *e;
+    size_t n, cap;
+};
+
+struct listing {
+    struct bfs_node *nodes;
+    size_t n, cap;
+};
+
+static int listing_add(struct listing *l, const char *name, size_t len, int kind,
+                       const struct bfs_s3_object *o)
+{
+    struct bfs_node *n;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct bfs_node *nn;
+
+        if (cap > DIR_MAX_ENTRIES)
+            return -EFBIG;
+        nn = realloc(l->nodes, cap * sizeof(*nn));
+        if (!nn)
+            return -ENOMEM;
+        l->nodes = nn;
+        l->cap = cap;
+    }
+    n = &l->nodes[l->n++];
+    memset(n, 0, sizeof(*n));
+    memcpy(n->name, name, len);
+    n->name[len] = '\0';
+    n->kind = kind;
+    n->fetched_ns = bfs_now_ns();
+    if (o) {
+        fs_node_from_object(n, o, 0);
+    } else {
+        n->mtime_ns = n->fetched_ns;
+    }
+    return 0;
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+    const struct bfs_node *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    /* directories first, so that dedupe keeps them */
+    return c ? c : (y->kind == BFS_KIND_DIR) - (x->kind == BFS_KIND_DIR);
+}
+
+static void dedupe(struct bfs_fs *fs, struct listing *l)
+{
+    size_t o = 0;
+
+    qsort(l->nodes, l->n, sizeof(*l->nodes), cmp_node);
+    for (size_t i = 0; i < l->n; i++) {
+        if (o > 0 && strcmp(l->nodes[o - 1].name, l->nodes[i].name) == 0) {
+            atomic_fetch_add(&fs->skipped_keys, 1); /* shadowed by the directory */
+            continue;
+        }
+        l->nodes[o++] = l->nodes[i];
+    }
+    l->n = o;
+}
+
+/* Adds one page to the listing; names relative to prefix plen. */
+static int add_page(struct bfs_fs *fs, struct listing *l, const struct bfs_s3_list_page *pg,
+                    size_t plen)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < pg->nobjects && r == 0; i++) {
+        const char *name = pg->objects[i].key + plen;
+        size_t len = strlen(pg->objects[i].key) - plen;
+
+        if (len == 0)
+            continue; /* the directory's own marker "dir/" */
+        if (!fs_name_valid(name, len)) {
+            atomic_fetch_add(&fs->skipped_keys, 1);
+            continue;
+        }
+        r = listing_add(l, name, len, BFS_KIND_FILE, &pg->objects[i]);
+    }
+    for (size_t i = 0; i < pg->nprefixes && r == 0; i++) {
+        const char *name = pg->prefixes[i] + plen;
+        size_t len = strlen(pg->prefixes[i]) - plen;
+
+        if (len > 0 && name[len - 1] == '/')
+            len--;
+        if (!fs_name_valid(name, len)) {
+            atomic_fetch_add(&fs->skipped_keys, 1);
+            continue;
+        }
+        r = listing_add(l, name, len, BFS_KIND_DIR, NULL);
+    }
+    return r;
+}
+
+/* Lists the directory from S3 into the store. */
+static int list_remote(struct bfs_fs *fs, uint64_t ino)
+{
+    struct listing l = {0};
+    struct mapping *m;
+    char *prefix = NULL, *token = NULL;
+    int r, kind;
+
+    r = fs_inode_target(fs, ino, &m, &prefix, &kind);
+    if (r < 0)
+        return r;
+    do {
+        struct bfs_s3_list_params p = {.prefix = prefix, .delimiter = "/", .continuation = token};
+        struct bfs_s3_list_page pg;
+
+        r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
+        free(token);
+        token = NULL;
+        if (r < 0)
+            break;
+        r = add_page(fs, &l, &pg, strlen(prefix));
+        token = pg.next_token;
+        pg.next_token = NULL;
+        bfs_s3_list_page_done(&pg);
+    } while (r == 0 && token);
+    free(token);
+    free(prefix);
+    if (r == 0) {
+        dedupe(fs, &l);
+        r = bfs_store_listing_replace(fs->store, ino, l.nodes, l.n, bfs_now_ns());
+        fs_negative_clear(fs, ino);
+    }
+    free(l.nodes);
+    return r;
+}
+
+static int snap_add(void *ctx, const struct bfs_node *n)
+{
+    struct bfs_dir *d = ctx;
+    struct dir_entry *e;
+
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        struct dir_entry *ne = realloc(d->e, cap * sizeof(*ne));
+
+        if (!ne)
+            return -ENOMEM;
+        d->e = ne;
+        d->cap = cap;
+    }
+    e = &d->e[d->n];
+    e->name = strdup(n->name);
+    if (!e->name)
+        return -ENOMEM;
+    e->node = *n;
+    d->n++;
+    return 0;
+}
+
+static int root_refresh(struct bfs_fs *fs)
+{
+    int64_t listed;
+
+    if (!fs->auto_maps)
+        return 0;
+    pthread_mutex_lock(&fs->lock);
+    listed = fs->maps_listed_ms;
+    pthread_mutex_unlock(&fs->lock);
+    if (bfs_mono_ms() - listed < fs->ttl_ms)
+        return 0;
+    return fs_maps_refresh(fs);
+}
+
+int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
+{
+    struct bfs_dir *d = calloc(1, sizeof(*d));
+    struct bfs_node self = {.ino = ino, .kind = BFS_KIND_DIR};
+    int64_t listed;
+    int r = 0;
+
+    if (!d)
+        return -ENOMEM;
+    d->ino = ino;
+    if (ino == BFS_ROOT_INO) {
+        r = root_refresh(fs);
+    } else {
+        listed = bfs_store_listing_time(fs->store, ino);
+        if (listed <= 0 || (bfs_now_ns() - listed) / 1000000 >= fs->ttl_ms)
+            r = list_remote(fs, ino);
+    }
+    /* "." and ".." first; their attributes matter little to readdir */
+    if (r == 0)
+        r = snap_add(d, &(struct bfs_node){.ino = ino, .kind = BFS_KIND_DIR, .name = "."});
+    if (r == 0)
+        r = snap_add(d, &(struct bfs_node){.ino = ino, .kind = BFS_KIND_DIR, .name = ".."});
+    if (r == 0) {
+        if (ino == BFS_ROOT_INO) {
+            /* only the mappings of this mount, not old rows of earlier ones */
+            pthread_mutex_lock(&fs->lock);
+            size_t nm = fs->nmaps;
+            pthread_mutex_unlock(&fs->lock);
+            for (size_t i = 0; i < nm && r == 0; i++) {
+                struct bfs_node n;
+                pthread_mutex_lock(&fs->lock);
+                char name[256];
+                snprintf(name, sizeof(name), "%s", fs->maps[i]->name);
+                pthread_mutex_unlock(&fs->lock);
+                if (bfs_store_node_lookup(fs->store, BFS_ROOT_INO, name, &n) == 0)
+                    r = snap_add(d, &n);
+            }
+        } else {
+            r = bfs_store_children(fs->store, ino, snap_add, d);
+        }
+    }
+    (void)self;
+    if (r < 0) {
+        bfs_fs_closedir(d);
+        return r;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        fs_node_to_stat(fs, &d->e[i].node, &d->e[i].st);
+    *ret = d;
+    return 0;
+}
+
+void bfs_fs_closedir(struct bfs_dir *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->e[i].name);
+    free(d->e);
+    free(d);
+}
+
+int bfs_fs_dir_entry(struct bfs_dir *d, size_t i, const char **ret_name, struct stat *ret_st)
+{
+    if (i >= d->n)
+        return -ENOENT;
+    *ret_name = d->e[i].name;
+    *ret_st = d->e[i].st;
+    return 0;
+}
+
+int bfs_fs_dir_ref(struct bfs_fs *fs, struct bfs_dir *d, size_t i)
+{
+    if (i < 2 || i >= d->n)
+        return 0; /* "." and ".." carry no count */
+    return fs_inode_ref(fs, d->ino, &d->e[i].node);
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lookup.c: what a name is. Answers come, in order of preference, from a
+ * fresh listing of the parent (no request at all, also for names that are
+ * not there), from the node row if it was checked within the TTL, or from
+ * S3: a HEAD of "key" and a one-key LIST of "key/" sent in parallel. A
+ * directory shadows an object of the same name (SPEC.md "The tree").
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bucketfs/util.h"
+#include "fs-int.h"
+
+struct list_probe {
+    struct bfs_s3_client *client;
+    const char *bucket;
+    const char *prefix;
+    int found;
+    int err;
+};
+
+static void *probe_dir(void *arg)
+{
+    struct list_probe *p = arg;
+    struct bfs_s3_list_params lp = {.prefix = p->prefix, .max_keys = 1};
+    struct bfs_s3_list_page pg;
+
+    p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &pg, NULL);
+    if (p->err == 0) {
+        p->found = pg.nobjects > 0 || pg.nprefixes > 0;
+        bfs_s3_list_page_done(&pg);
+    }
+    return NULL;
+}
+
+static int fresh(const struct bfs_fs *fs, int64_t then_ns)
+{
+    return then_ns > 0 && (bfs_now_ns() - then_ns) / 1000000 < fs->ttl_ms;
+}
+
+int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret)
+{
+    struct bfs_s3_object o = {0};
+    struct list_probe probe = {0};
+    struct bfs_node n = {.parent = parent};
+    struct mapping *m;
+    struct bfs_buf key, dir;
+    pthread_t th;
+    char *pkey = NULL;
+    int r, head, threaded;
+
+    r = fs_inode_target(fs, parent, &m, &pkey, NULL);
+    if (r < 0)
+        return r;
+    bfs_buf_init(&key, 8192);
+    bfs_buf_init(&dir, 8192);
+    r = bfs_buf_addf(&key, "%s%s", pkey, name);
+    if (r == 0)
+        r = bfs_buf_addf(&dir, "%s%s/", pkey, name);
+    free(pkey);
+    if (r < 0)
+        goto out;
+    probe = (struct list_probe){.client = m->client, .bucket = m->bucket, .prefix = dir.data};
+    threaded = pthread_create(&th, NULL, probe_dir, &probe) == 0;
+    head = bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        probe_dir(&probe);
+    snprintf(n.name, sizeof(n.name), "%s", name);
+    n.fetched_ns = bfs_now_ns();
+    if (probe.err < 0 && probe.err != -ENOENT) {
+        r = probe.err;
+    } else if (probe.found) {
+        n.kind = BFS_KIND_DIR;
+        n.mtime_ns = head == 0 ? o.mtime_ns : bfs_now_ns();
+        if (head == 0)
+            atomic_fetch_add(&fs->skipped_keys, 1); /* object shadowed by the directory */
+        r = 0;
+    } else if (head == 0) {
+        fs_node_from_object(&n, &o, 1);
+        r = 0;
+    } else {
+        r = head;
+    }
+    if (r == 0)
+        r = bfs_store_node_put(fs->store, &n);
+    if (r == 0)
+        *ret = n;
+out:
+    bfs_s3_object_done(&o);
+    bfs_buf_done(&key);
+    bfs_buf_done(&dir);
+    return r;
+}
+
+static int lookup_root(struct bfs_fs *fs, const char *name, struct bfs_node *n)
+{
+    int known;
+
+    pthread_mutex_lock(&fs->lock);
+    known = fs_mapping_by_name(fs, name) != NULL;
+    pthread_mutex_unlock(&fs->lock);
+    if (!known && fs->auto_maps && !fs_negative_has(fs, BFS_ROOT_INO, name)) {
+        (void)fs_maps_refresh(fs);
+        pthread_mutex_lock(&fs->lock);
+        known = fs_mapping_by_name(fs, name) != NULL;
+        pthread_mutex_unlock(&fs->lock);
+        if (!known)
+            fs_negative_add(fs, BFS_ROOT_INO, name);
+    }
+    if (!known)
+        return -ENOENT;
+    return bfs_store_node_lookup(fs->store, BFS_ROOT_INO, name, n);
+}
+
+/* Finds parent/name without touching the kernel's counts. */
+static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n)
+{
+    int r, listed;
+
+    if (parent == BFS_ROOT_INO)
+        return lookup_root(fs, name, n);
+    if (fs_negative_has(fs, parent, name))
+        return -ENOENT;
+    listed = fresh(fs, bfs_store_listing_time(fs->store, parent));
+    r = bfs_store_node_lookup(fs->store, parent, name, n);
+    if (r == 0 && (listed || n->kind == BFS_KIND_DIR || fresh(fs, n->fetched_ns)))
+        return 0;
+    if (r == -ENOENT && listed)
+        return -ENOENT;
+    r = fs_resolve(fs, parent, name, n);
+    if (r == -ENOENT) {
+        (void)bfs_store_node_gone(fs->store, parent, name);
+        fs_negative_add(fs, parent, name);
+    }
+    return r;
+}
+
+int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct stat *ret)
+{
+    struct bfs_node n;
+    int r;
+
+    if (!fs_name_valid(name, strlen(name)))
+        return strlen(name) > 255 ? -ENAMETOOLONG : -ENOENT;
+    r = find(fs, parent, name, &n);
+    if (r == 0)
+        r = fs_inode_ref(fs, parent, &n);
+    if (r == 0)
+        fs_node_to_stat(fs, &n, ret);
+    return r;
+}
+
+int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
+{
+    struct bfs_s3_object o = {0};
+    struct mapping *m;
+    char *key = NULL;
+    char old[sizeof(n->etag)];
+    int r;
+
+    if (n->kind == BFS_KIND_DIR || fresh(fs, n->fetched_ns))
+        return 0;
+    r = fs_inode_target(fs, ino, &m, &key, NULL);
+    if (r < 0)
+        return r;
+    r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
+    free(key);
+    if (r == -ENOENT) {
+        (void)bfs_store_node_gone(fs->store, n->parent, n->name);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    memcpy(old, n->etag, sizeof(old));
+    fs_node_from_object(n, &o, 1);
+    bfs_s3_object_done(&o);
+    n->fetched_ns = bfs_now_ns();
+    r = bfs_store_node_put(fs->store, n);
+    if (r == 0 && strcmp(old, n->etag) != 0)
+        (void)bfs_store_blocks_drop(fs->store, ino, n->etag); /* old version's blocks */
+    return r;
+}
+
+void fs_node_stale(struct bfs_fs *fs, uint64_t ino)
+{
+    struct bfs_node n;
+
+    if (bfs_store_node_get(fs->store, ino, &n) == 0) {
+        n.fetched_ns = 0;
+        (void)bfs_store_node_put(fs->store, &n);
+    }
+}
+
+static void root_stat(struct bfs_fs *fs, struct stat *st)
+{
+    struct bfs_node n = {.ino = BFS_ROOT_INO, .kind = BFS_KIND_DIR, .mtime_ns = fs->started_ns};
+
+    fs_node_to_stat(fs, &n, st);
+}
+
+int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
+{
+    struct bfs_node n;
+    int r;
+
+    if (ino == BFS_ROOT_INO) {
+        root_stat(fs, ret);
+        return 0;
+    }
+    r = bfs_store_node_get(fs->store, ino, &n);
+    if (r == -ENOENT)
+        return -ESTALE;
+    if (r == 0)
+        r = fs_revalidate(fs, ino, &n);
+    if (r == 0)
+        fs_node_to_stat(fs, &n, ret);
+    return r;
+}
+
+int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
+{
+    struct bfs_s3_sink sink = {.buf = buf, .cap = size - 1};
+    struct mapping *m;
+    char *key = NULL;
+    int64_t n;
+    int kind, r;
+
+    r = fs_inode_target(fs, ino, &m, &key, &kind);
+    if (r < 0)
+        return r;
+    if (kind != BFS_KIND_SYMLINK) {
+        free(key);
+        return -EINVAL;
+    }
+    n = bfs_s3_get_object(m->client, m->bucket, key, NULL, &sink, NULL, NULL);
+    free(key);
+    if (n == -EOVERFLOW)
+        return -ENAMETOOLONG;
+    if (n < 0)
+        return (int)n;
+    buf[n] = '\0';
+    return (int)n;
+}

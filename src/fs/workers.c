@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * workers.c: a fixed pool of threads running queued tasks (read-ahead
+ * fetches, the LIST half of a lookup). The queue is bounded by the
+ * caller's max_queued so that read-ahead cannot pile up without end.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "fs-int.h"
+
+static void *worker(void *arg)
+{
+    struct workers *w = arg;
+
+    for (;;) {
+        struct task *t;
+
+        pthread_mutex_lock(&w->lock);
+        while (!w->head && !w->stop)
+            pthread_cond_wait(&w->cond, &w->lock);
+        t = w->head;
+        if (!t) { /* stopping, queue drained */
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        w->head = t->next;
+        if (!w->head)
+            w->tail = NULL;
+        w->queued--;
+        pthread_mutex_unlock(&w->lock);
+        t->fn(t->arg);
+        free(t);
+    }
+}
+
+int fs_workers_start(struct workers *w, int n)
+{
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->threads = calloc((size_t)n, sizeof(*w->threads));
+    if (!w->threads)
+        return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&w->threads[i], NULL, worker, w) != 0)
+            break;
+        w->nthreads++;
+    }
+    return w->nthreads > 0 ? 0 : -EAGAIN;
+}
+
+void fs_workers_stop(struct workers *w)
+{
+    if (!w->threads)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    for (int i = 0; i < w->nthreads; i++)
+        pthread_join(w->threads[i], NULL);
+    free(w->threads);
+    w->threads = NULL;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+}
+
+int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued)
+{
+    struct task *t = malloc(sizeof(*t));
+
+    if (!t)
+        return -ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->stop || (max_queued > 0 && w->queued >= max_queued)) {
+        pthread_mutex_unlock(&w->lock);
+        free(t);
+        return -EAGAIN;
+    }
+    if (w->tail)
+        w->tail->next = t;
+    else
+        w->head = t;
+    w->tail = t;
+    w->queued++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c: the FUSE low-level operations of bucketfs: thin wrappers that
+ * call src/fs and reply. Each handler replies exactly once, with a reply
+ * the operation's documentation lists as valid.
+ */
+#define FUSE_USE_VERSION 314
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "bucketfs/fs.h"
+#include "bucketfs/fuse.h"
+#include "bucketfs/util.h"
+
+struct bfs_fuse {
+    struct fuse_session *se;
+    struct bfs_fs *fs; /* set by bfs_fuse_run, before the first request */
+    int mounted;
+};
+
+static struct bfs_fs *fs_of(fuse_req_t req)
+{
+    return ((struct bfs_fuse *)fuse_req_userdata(req))->fs;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* ls -l gets attributes in one go */
+    if (conn->capable & FUSE_CAP_ASYNC_READ)
+        conn->want |= FUSE_CAP_ASYNC_READ;
+    conn->max_readahead = 1024 * 1024;
+}
+
+static void fill_entry(struct fuse_entry_param *e, struct bfs_fs *fs, const struct stat *st)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = st->st_ino;
+    e->attr = *st;
+    e->attr_timeout = bfs_fs_ttl(fs);
+    e->entry_timeout = bfs_fs_ttl(fs);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct bfs_fs *fs = fs_of(req);
+    struct fuse_entry_param e;
+    struct stat st;
+    int r = bfs_fs_lookup(fs, parent, name, &st);
+
+    if (r == -ENOENT) { /* a negative entry the kernel may cache for the TTL */
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = bfs_fs_ttl(fs);
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fill_entry(&e, fs, &st);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    bfs_fs_forget(fs_of(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        bfs_fs_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+    int r = bfs_fs_getattr(fs_of(req), ino, &st);
+
+    (void)fi;
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_attr(req, &st, bfs_fs_ttl(fs_of(req)));
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    char buf[4097];
+    int r = bfs_fs_readlink(fs_of(req), ino, buf, sizeof(buf));
+
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_readlink(req, buf);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct bfs_dir *d;
+    int r = bfs_fs_opendir(fs_of(req), ino, &d);
+
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)d;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        bfs_fs_closedir(d); /* the opener was interrupted: no release will come */
+}
+
+static void do_readdir(fuse_req_t req, struct fuse_file_info *fi, size_t size, off_t off,
+                       int plus)
+{
+    struct bfs_fs *fs = fs_of(req);
+    struct bfs_dir *d = (struct bfs_dir *)(uintptr_t)fi->fh;
+    char *buf = malloc(size);
+    size_t used = 0;
+    const char *name;
+    struct stat st;
+
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    for (size_t i = (size_t)off; bfs_fs_dir_entry(d, i, &name, &st) == 0; i++) {
+        size_t need;
+
+        if (plus) {
+            struct fuse_entry_param e;
+
+            fill_entry(&e, fs, &st);
+            if (i < 2)
+                e.ino = 0; /* "." and "..": no lookup count */
+            need = fuse_add_direntry_plus(req, NULL, 0, name, &e, 0);
+            if (used + need > size)
+                break;
+            /* count only entries that fit (STYLE.md 3) */
+            if (bfs_fs_dir_ref(fs, d, i) < 0)
+                e.ino = 0, e.entry_timeout = 0;
+            fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
+        } else {
+            need = fuse_add_direntry(req, NULL, 0, name, &st, 0);
+            if (used + need > size)
+                break;
+            fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+        }
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)ino;
+    do_readdir(req, fi, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    (void)ino;
+    do_readdir(req, fi, size, off, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    bfs_fs_closedir((struct bfs_dir *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct bfs_file *f;
+    int r = bfs_fs_open(fs_of(req), ino, fi->flags, &f);
+
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    if (fuse_reply_open(req, fi) == -ENOENT)
+        bfs_fs_release(fs_of(req), f);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    char *buf = malloc(size ? size : 1);
+    ssize_t n;
+
+    (void)ino;
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    n = bfs_fs_read(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh, buf, size, off);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    bfs_fs_release(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs st;
+
+    (void)ino;
+    bfs_fs_statfs(fs_of(req), &st);
+    fuse_reply_statfs(req, &st);
+}
+
+static void reply_xattr(fuse_req_t req, ssize_t n, char *buf, size_t size)
+{
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    char *buf = size ? malloc(size) : NULL;
+
+    if (size && !buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    reply_xattr(req, bfs_fs_getxattr(fs_of(req), ino, name, buf, size), buf, size);
+    free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    char *buf = size ? malloc(size) : NULL;
+
+    if (size && !buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    reply_xattr(req, bfs_fs_listxattr(fs_of(req), ino, buf, size), buf, size);
+    free(buf);
+}
+
+/* ---- changes: read-only until the write-back layer lands ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)ino, (void)attr, (void)to_set, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{
+    (void)p, (void)n, (void)m, (void)d;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+    (void)p, (void)n, (void)m;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_remove(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+    (void)p, (void)n;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+    (void)l, (void)p, (void)n;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+                      const char *nn, unsigned int flags)
+{
+    (void)p, (void)n, (void)np, (void)nn, (void)flags;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
+{
+    (void)ino, (void)np, (void)nn;
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+                      struct fuse_file_info *fi)
+{
+    (void)p, (void)n, (void)m, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_remove,
+    .rmdir = op_remove,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .create = op_create,
+};
+
+int bfs_fuse_new(const char *opts, struct bfs_fuse **ret, char *err, size_t errlen)
+{
+    struct bfs_fuse *f = calloc(1, sizeof(*f));
+    char *argv[4] = {"bucketfs", NULL, NULL, NULL};
+    struct fuse_args args;
+    int argc = 1;
+
+    if (!f)
+        return -ENOMEM;
+    if (opts && *opts) {
+        argv[argc++] = "-o";
+        argv[argc++] = (char *)opts;
+    }
+    if (getenv("BFS_FUSE_DEBUG"))
+        argv[argc++] = "-d";
+    args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+    f->se = fuse_session_new(&args, &ops, sizeof(ops), f);
+    if (!f->se) {
+        snprintf(err, errlen, "cannot start a FUSE session (options: %s)", opts ? opts : "");
+        free(f);
+        return -EINVAL;
+    }
+    *ret = f;
+    return 0;
+}
+
+int bfs_fuse_mount(struct bfs_fuse *f, const char *mountpoint, char *err, size_t errlen)
+{
+    if (fuse_session_mount(f->se, mountpoint) != 0) {
+        snprintf(err, errlen, "cannot mount on %s (is it an existing, empty directory, "
+                 "and is /dev/fuse usable?)", mountpoint);
+        return -EIO;
+    }
+    f->mounted = 1;
+    return 0;
+}
+
+int bfs_fuse_run(struct bfs_fuse *f, struct bfs_fs *fs, int single_thread)
+{
+    struct fuse_loop_config *lc;
+    int r;
+
+    f->fs = fs;
+    if (fuse_set_signal_handlers(f->se) != 0)
+        return -EIO;
+    if (single_thread) {
+        r = fuse_session_loop(f->se);
+    } else {
+        lc = fuse_loop_cfg_create();
+        if (!lc) {
+            fuse_remove_signal_handlers(f->se);
+            return -ENOMEM;
+        }
+        fuse_loop_cfg_set_max_threads(lc, 32);
+        fuse_loop_cfg_set_idle_threads(lc, 8);
+        r = fuse_session_loop_mt(f->se, lc);
+        fuse_loop_cfg_destroy(lc);
+    }
+    fuse_remove_signal_handlers(f->se);
+    return r < 0 ? r : 0;
+}
+
+void bfs_fuse_free(struct bfs_fuse *f)
+{
+    if (!f)
+        return;
+    if (f->mounted)
+        fuse_session_unmount(f->se);
+    fuse_session_destroy(f->se);
+    free(f);
+}

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.c: the cache directory, its SQLite database and the connections to it.
+ *
+ * ON-DISK FORMAT (schema version 1, PRAGMA user_version)
+ *   DIR/meta.db      SQLite, WAL mode, synchronous=NORMAL:
+ *     nodes(ino PK, parent, name, kind, size, etag, mtime_ns, mode, uid,
+ *           gid, meta, fetched_ns, present)  UNIQUE(parent, name)
+ *       one row per name ever seen; present=0 once a listing or lookup
+ *       found it gone (the row and its inode number stay, so a name that
+ *       comes back keeps its number). Row 1 is the root.
+ *     listings(ino PK, listed_ns)  when a directory was last listed whole
+ *     blocks(ino, etag, idx, len, used_ns)  PK(ino, etag, idx): the block
+ *       index; used_ns orders eviction
+ *   DIR/blocks/XX/INO-HASH-IDX   block payloads (see blocks.c)
+ *   Directories are 0700 and files 0600: only the mounting user reads them.
+ *
+ * Each thread has its own connection, made on first use and kept in a
+ * pthread key; all of them are closed by bfs_store_close.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bucketfs/util.h"
+#include "store-int.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS nodes("
+    " ino INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL,"
+    " kind INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '',"
+    " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0,"
+    " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0,"
+    " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0,"
+    " present INTEGER NOT NULL DEFAULT 1, UNIQUE(parent, name));"
+    "CREATE TABLE IF NOT EXISTS listings(ino INTEGER PRIMARY KEY, listed_ns INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS blocks(ino INTEGER NOT NULL, etag TEXT NOT NULL,"
+    " idx INTEGER NOT NULL, len INTEGER NOT NULL, used_ns INTEGER NOT NULL,"
+    " PRIMARY KEY(ino, etag, idx)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS blocks_lru ON blocks(used_ns);"
+    "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);";
+
+#define NODE_COLS "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns"
+
+static const char *const sql[ST_COUNT] = {
+    [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE ino = ?1",
+    [ST_NODE_LOOKUP] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND name = ?2"
+                       " AND present = 1",
+    [ST_NODE_PUT] =
+        "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta,"
+        " fetched_ns, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)"
+        " ON CONFLICT(parent, name) DO UPDATE SET kind = excluded.kind,"
+        " size = excluded.size, etag = excluded.etag, fetched_ns = excluded.fetched_ns,"
+        " present = 1,"
+        " mtime_ns = CASE WHEN " "excluded.meta = 0 AND nodes.etag = excluded.etag"
+        "   AND nodes.kind = excluded.kind THEN nodes.mtime_ns ELSE excluded.mtime_ns END,"
+        " mode = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
+        "   AND nodes.kind = excluded.kind THEN nodes.mode ELSE excluded.mode END,"
+        " uid = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
+        "   AND nodes.kind = excluded.kind THEN nodes.uid ELSE excluded.uid END,"
+        " gid = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
+        "   AND nodes.kind = excluded.kind THEN nodes.gid ELSE excluded.gid END,"
+        " meta = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
+        "   AND nodes.kind = excluded.kind THEN nodes.meta ELSE excluded.meta END"
+        " RETURNING ino, mtime_ns, mode, uid, gid, meta",
+    [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2",
+    [ST_CHILDREN] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND present = 1"
+                    " ORDER BY name",
+    [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1",
+    [ST_LISTING_GET] = "SELECT listed_ns FROM listings WHERE ino = ?1",
+    [ST_LISTING_SET] = "INSERT OR REPLACE INTO listings(ino, listed_ns) VALUES (?1, ?2)",
+    [ST_LISTING_DEL] = "DELETE FROM listings WHERE ino = ?1",
+    [ST_BLOCK_GET] = "SELECT len, used_ns FROM blocks WHERE ino = ?1 AND etag = ?2 AND idx = ?3",
+    [ST_BLOCK_TOUCH] = "UPDATE blocks SET used_ns = ?4 WHERE ino = ?1 AND etag = ?2 AND idx = ?3",
+    [ST_BLOCK_PUT] = "INSERT OR REPLACE INTO blocks(ino, etag, idx, len, used_ns)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_BLOCK_DEL] = "DELETE FROM blocks WHERE ino = ?1 AND etag = ?2 AND idx = ?3",
+    [ST_BLOCK_LRU] = "SELECT ino, etag, idx, len FROM blocks ORDER BY used_ns LIMIT 64",
+    [ST_BLOCK_OF_INO] = "SELECT etag, idx, len FROM blocks WHERE ino = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+int store_errno(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW: return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return -EBUSY;
+    case SQLITE_NOMEM: return -ENOMEM;
+    case SQLITE_FULL: return -ENOSPC;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return -EACCES;
+    case SQLITE_CANTOPEN: return -ENOENT;
+    default: return -EIO;
+    }
+}
+
+int store_exec(sqlite3_stmt *st)
+{
+    int rc;
+
+    if (!st)
+        return -EIO;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno(rc);
+}
+
+static void conn_free(struct store_conn *c)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static struct store_conn *conn_open(struct bfs_store *s)
+{
+    struct store_conn *c = calloc(1, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    if (sqlite3_open_v2(s->db_path, &c->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        conn_free(c);
+        return NULL;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;", NULL, NULL,
+                 NULL);
+    return c;
+}
+
+/* pthread key destructor: a thread ended; keep its connection for another
+ * (FUSE starts and ends worker threads as load changes). */
+static void conn_release(void *p)
+{
+    struct store_conn *c = p;
+
+    pthread_mutex_lock(&c->owner->lock);
+    c->next_idle = c->owner->idle;
+    c->owner->idle = c;
+    pthread_mutex_unlock(&c->owner->lock);
+}
+
+struct store_conn *store_conn(struct bfs_store *s)
+{
+    struct store_conn *c = pthread_getspecific(s->key);
+
+    if (c)
+        return c;
+    pthread_mutex_lock(&s->lock);
+    c = s->idle;
+    if (c)
+        s->idle = c->next_idle;
+    pthread_mutex_unlock(&s->lock);
+    if (!c) {
+        c = conn_open(s);
+        if (!c)
+            return NULL;
+        c->owner = s;
+        pthread_mutex_lock(&s->lock);
+        c->next = s->conns;
+        s->conns = c;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_setspecific(s->key, c);
+    return c;
+}
+
+sqlite3_stmt *store_stmt(struct store_conn *c, enum stmt_id id)
+{
+    if (!c)
+        return NULL;
+    if (!c->st[id] && sqlite3_prepare_v3(c->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &c->st[id], NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(c->st[id]);
+    sqlite3_clear_bindings(c->st[id]);
+    return c->st[id];
+}
+
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        snprintf(err, errlen, "cannot create cache directory %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (chmod(path, 0700) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot set mode 0700 on %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* mkdir -p for the cache directory itself (parents get 0755, like mkdir -p). */
+static int make_dirs(const char *dir, char *err, size_t errlen)
+{
+    char *p = strdup(dir);
+    int r = 0;
+
+    if (!p)
+        return -ENOMEM;
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+            r = -errno;
+            snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            break;
+        }
+        *q = '/';
+    }
+    free(p);
+    return r < 0 ? r : make_dir(dir, err, errlen);
+}
+
+static int init_schema(struct bfs_store *s, char *err, size_t errlen)
+{
+    struct store_conn *c = store_conn(s);
+    sqlite3_stmt *st;
+    char *msg = NULL;
+    int version = 0, rc;
+
+    if (!c) {
+        snprintf(err, errlen, "cannot open %s", s->db_path);
+        return -EIO;
+    }
+    chmod(s->db_path, 0600);
+    rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", NULL, NULL, &msg);
+    if (rc == SQLITE_OK && sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) ==
+                               SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            version = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s was made by a newer bucketfs (schema %d); use another "
+                 "cache_dir", s->db_path, version);
+        return -EPROTO;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->db, schema, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(c->db, "PRAGMA user_version=1;", NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", s->db_path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return store_errno(rc) ? store_errno(rc) : -EIO;
+    }
+    return 0;
+}
+
+int bfs_store_open(const char *dir, uint64_t limit, struct bfs_store **ret, char *err,
+                   size_t errlen)
+{
+    struct bfs_store *s = calloc(1, sizeof(*s));
+    struct bfs_buf b;
+    int r;
+
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->evict_lock, NULL);
+    if (pthread_key_create(&s->key, conn_release) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    s->limit = limit;
+    s->dir = strdup(dir);
+    bfs_buf_init(&b, 4096);
+    r = bfs_buf_addf(&b, "%s/meta.db", dir);
+    s->db_path = r == 0 ? bfs_buf_steal(&b) : NULL;
+    if (!s->dir || !s->db_path) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    r = make_dirs(dir, err, errlen);
+    if (r == 0)
+        r = init_schema(s, err, errlen);
+    if (r == 0) {
+        r = store_blocks_init(s);
+        if (r < 0)
+            snprintf(err, errlen, "cannot prepare the block cache in %s: %s", dir,
+                     strerror(-r));
+    }
+    if (r < 0)
+        goto fail;
+    *ret = s;
+    return 0;
+fail:
+    bfs_store_close(s);
+    return r;
+}
+
+void bfs_store_close(struct bfs_store *s)
+{
+    struct store_conn *c, *next;
+
+    if (!s)
+        return;
+    /* every other thread using the store has ended by now */
+    pthread_setspecific(s->key, NULL);
+    for (c = s->conns; c; c = next) {
+        next = c->next;
+        conn_free(c);
+    }
+    pthread_key_delete(s->key);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->evict_lock);
+    free(s->dir);
+    free(s->db_path);
+    free(s);
+}
+
+void bfs_store_stats(struct bfs_store *s, struct bfs_store_stats *ret)
+{
+    ret->cache_bytes = atomic_load(&s->cache_bytes);
+    ret->cache_limit = s->limit;
+    ret->blocks = atomic_load(&s->blocks);
+    ret->hits = atomic_load(&s->hits);
+    ret->misses = atomic_load(&s->misses);
+    ret->evictions = atomic_load(&s->evictions);
+    ret->write_failures = atomic_load(&s->write_failures);
+}

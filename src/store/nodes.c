@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nodes.c: the inode table and directory listings.
+ *
+ * A listing replaces all children of a directory in one transaction, so a
+ * reader sees the old listing or the new one, never half of each.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store-int.h"
+
+static void row_to_node(sqlite3_stmt *st, struct bfs_node *n)
+{
+    const unsigned char *name = sqlite3_column_text(st, 2);
+    const unsigned char *etag = sqlite3_column_text(st, 5);
+
+    memset(n, 0, sizeof(*n));
+    n->ino = (uint64_t)sqlite3_column_int64(st, 0);
+    n->parent = (uint64_t)sqlite3_column_int64(st, 1);
+    snprintf(n->name, sizeof(n->name), "%s", name ? (const char *)name : "");
+    n->kind = sqlite3_column_int(st, 3);
+    n->size = (uint64_t)sqlite3_column_int64(st, 4);
+    snprintf(n->etag, sizeof(n->etag), "%s", etag ? (const char *)etag : "");
+    n->mtime_ns = sqlite3_column_int64(st, 6);
+    n->mode = (uint32_t)sqlite3_column_int64(st, 7);
+    n->uid = (uint32_t)sqlite3_column_int64(st, 8);
+    n->gid = (uint32_t)sqlite3_column_int64(st, 9);
+    n->meta = sqlite3_column_int(st, 10);
+    n->fetched_ns = sqlite3_column_int64(st, 11);
+}
+
+/* Steps a one-row query into ret. */
+static int one_row(sqlite3_stmt *st, struct bfs_node *ret)
+{
+    int rc = sqlite3_step(st), r;
+
+    if (rc == SQLITE_ROW) {
+        row_to_node(st, ret);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : store_errno(rc);
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+int bfs_store_node_get(struct bfs_store *s, uint64_t ino, struct bfs_node *ret)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_GET);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    return one_row(st, ret);
+}
+
+int bfs_store_node_lookup(struct bfs_store *s, uint64_t parent, const char *name,
+                          struct bfs_node *ret)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_LOOKUP);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return one_row(st, ret);
+}
+
+static int put(struct store_conn *c, struct bfs_node *n)
+{
+    sqlite3_stmt *st = store_stmt(c, ST_NODE_PUT);
+    int rc, r;
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
+    sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, n->kind);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)n->size);
+    sqlite3_bind_text(st, 5, n->etag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, n->mtime_ns);
+    sqlite3_bind_int64(st, 7, n->mode);
+    sqlite3_bind_int64(st, 8, n->uid);
+    sqlite3_bind_int64(st, 9, n->gid);
+    sqlite3_bind_int(st, 10, n->meta);
+    sqlite3_bind_int64(st, 11, n->fetched_ns);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        /* what the row holds now, kept metadata included */
+        n->ino = (uint64_t)sqlite3_column_int64(st, 0);
+        n->mtime_ns = sqlite3_column_int64(st, 1);
+        n->mode = (uint32_t)sqlite3_column_int64(st, 2);
+        n->uid = (uint32_t)sqlite3_column_int64(st, 3);
+        n->gid = (uint32_t)sqlite3_column_int64(st, 4);
+        n->meta = sqlite3_column_int(st, 5);
+        r = 0;
+    } else {
+        r = store_errno(rc) ? store_errno(rc) : -EIO;
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n)
+{
+    struct store_conn *c = store_conn(s);
+
+    return c ? put(c, n) : -EIO;
+}
+
+int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_GONE);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return store_exec(st);
+}
+
+static int set_listing(struct store_conn *c, uint64_t parent, int64_t now_ns)
+{
+    sqlite3_stmt *st = store_stmt(c, ST_LISTING_SET);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    sqlite3_bind_int64(st, 2, now_ns);
+    return store_exec(st);
+}
+
+int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_node *nodes,
+                              size_t n, int64_t now_ns)
+{
+    struct store_conn *c = store_conn(s);
+    sqlite3_stmt *st;
+    int r;
+
+    if (!c)
+        return -EIO;
+    r = store_exec(store_stmt(c, ST_BEGIN));
+    if (r < 0)
+        return r;
+    st = store_stmt(c, ST_CHILDREN_ABSENT);
+    if (!st) {
+        r = -EIO;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    r = store_exec(st);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        nodes[i].parent = parent;
+        r = put(c, &nodes[i]);
+    }
+    if (r == 0)
+        r = set_listing(c, parent, now_ns);
+out:
+    if (r == 0)
+        r = store_exec(store_stmt(c, ST_COMMIT));
+    if (r < 0)
+        (void)store_exec(store_stmt(c, ST_ROLLBACK));
+    return r;
+}
+
+int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_LISTING_GET);
+    int64_t t = 0;
+
+    if (!st)
+        return 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        t = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return t;
+}
+
+int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_LISTING_DEL);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    return store_exec(st);
+}
+
+int bfs_store_children(struct bfs_store *s, uint64_t parent,
+                       int (*fn)(void *ctx, const struct bfs_node *n), void *ctx)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_CHILDREN);
+    struct bfs_node n;
+    int rc, r = 0;
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_to_node(st, &n);
+        r = fn(ctx, &n);
+        if (r)
+            break;
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = store_errno(rc);
+    sqlite3_reset(st);
+    return r;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store-int.h: what the files of src/store share: the store object, the
+ * per-thread connection with its prepared statements, and the statement
+ * table.
+ */
+#ifndef BUCKETFS_STORE_INT_H
+#define BUCKETFS_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "bucketfs/store.h"
+
+enum stmt_id {
+    ST_NODE_GET, ST_NODE_LOOKUP, ST_NODE_PUT, ST_NODE_GONE, ST_CHILDREN, ST_CHILDREN_ABSENT,
+    ST_LISTING_GET, ST_LISTING_SET, ST_LISTING_DEL,
+    ST_BLOCK_GET, ST_BLOCK_TOUCH, ST_BLOCK_PUT, ST_BLOCK_DEL, ST_BLOCK_LRU, ST_BLOCK_OF_INO,
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_COUNT
+};
+
+struct store_conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    struct store_conn *next;      /* in owner->conns, guarded by owner->lock */
+    struct store_conn *next_idle; /* in owner->idle, guarded by owner->lock */
+    struct bfs_store *owner;      /* immutable */
+};
+
+struct bfs_store {
+    char *dir;                /* immutable */
+    char *db_path;            /* immutable */
+    uint64_t limit;           /* immutable: block cache size in bytes */
+    pthread_key_t key;        /* this thread's struct store_conn */
+    pthread_mutex_t lock;     /* guards conns */
+    struct store_conn *conns; /* every connection, for closing */
+    struct store_conn *idle;  /* connections of threads that ended, for reuse */
+    pthread_mutex_t evict_lock; /* one evictor at a time */
+    atomic_uint_fast64_t cache_bytes, blocks;
+    atomic_uint_fast64_t hits, misses, evictions, write_failures;
+};
+
+/* This thread's connection (made on first use); NULL if it cannot open. */
+struct store_conn *store_conn(struct bfs_store *s);
+/* A reset statement of this connection, ready for binding. */
+sqlite3_stmt *store_stmt(struct store_conn *c, enum stmt_id id);
+/* SQLite result to negative errno. */
+int store_errno(int rc);
+/* Runs a statement that returns no rows; resets it. */
+int store_exec(sqlite3_stmt *st);
+
+int store_blocks_init(struct bfs_store *s);
+
+#endif
