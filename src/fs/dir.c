@@ -198,48 +198,56 @@ static int root_refresh(struct bfs_fs *fs)
     return fs_maps_refresh(fs);
 }
 
+/* The root's entries: the mappings of this mount (not rows of earlier ones). */
+static int snap_root(struct bfs_fs *fs, struct bfs_dir *d)
+{
+    size_t nmaps;
+    int r = 0;
+
+    pthread_mutex_lock(&fs->lock);
+    nmaps = fs->nmaps;
+    pthread_mutex_unlock(&fs->lock);
+    for (size_t i = 0; i < nmaps && r == 0; i++) {
+        struct bfs_node n;
+        uint64_t ino;
+
+        pthread_mutex_lock(&fs->lock);
+        ino = fs->maps[i]->ino; /* maps only grow, and entries never move */
+        pthread_mutex_unlock(&fs->lock);
+        if (bfs_store_node_get(fs->store, ino, &n) == 0)
+            r = snap_add(d, &n);
+    }
+    return r;
+}
+
+static int stale_listing(struct bfs_fs *fs, uint64_t ino)
+{
+    int64_t listed = bfs_store_listing_time(fs->store, ino);
+
+    return listed <= 0 || (bfs_now_ns() - listed) / 1000000 >= fs->ttl_ms;
+}
+
 int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
 {
+    struct bfs_node dot = {.ino = ino, .kind = BFS_KIND_DIR, .name = "."};
+    struct bfs_node dotdot = {.ino = ino, .kind = BFS_KIND_DIR, .name = ".."};
     struct bfs_dir *d = calloc(1, sizeof(*d));
-    struct bfs_node self = {.ino = ino, .kind = BFS_KIND_DIR};
-    int64_t listed;
     int r = 0;
 
     if (!d)
         return -ENOMEM;
     d->ino = ino;
-    if (ino == BFS_ROOT_INO) {
+    if (ino == BFS_ROOT_INO)
         r = root_refresh(fs);
-    } else {
-        listed = bfs_store_listing_time(fs->store, ino);
-        if (listed <= 0 || (bfs_now_ns() - listed) / 1000000 >= fs->ttl_ms)
-            r = list_remote(fs, ino);
-    }
-    /* "." and ".." first; their attributes matter little to readdir */
+    else if (stale_listing(fs, ino))
+        r = list_remote(fs, ino);
+    /* "." and ".." first; readdir needs only their type */
     if (r == 0)
-        r = snap_add(d, &(struct bfs_node){.ino = ino, .kind = BFS_KIND_DIR, .name = "."});
+        r = snap_add(d, &dot);
     if (r == 0)
-        r = snap_add(d, &(struct bfs_node){.ino = ino, .kind = BFS_KIND_DIR, .name = ".."});
-    if (r == 0) {
-        if (ino == BFS_ROOT_INO) {
-            /* only the mappings of this mount, not old rows of earlier ones */
-            pthread_mutex_lock(&fs->lock);
-            size_t nm = fs->nmaps;
-            pthread_mutex_unlock(&fs->lock);
-            for (size_t i = 0; i < nm && r == 0; i++) {
-                struct bfs_node n;
-                pthread_mutex_lock(&fs->lock);
-                char name[256];
-                snprintf(name, sizeof(name), "%s", fs->maps[i]->name);
-                pthread_mutex_unlock(&fs->lock);
-                if (bfs_store_node_lookup(fs->store, BFS_ROOT_INO, name, &n) == 0)
-                    r = snap_add(d, &n);
-            }
-        } else {
-            r = bfs_store_children(fs->store, ino, snap_add, d);
-        }
-    }
-    (void)self;
+        r = snap_add(d, &dotdot);
+    if (r == 0)
+        r = ino == BFS_ROOT_INO ? snap_root(fs, d) : bfs_store_children(fs->store, ino, snap_add, d);
     if (r < 0) {
         bfs_fs_closedir(d);
         return r;
