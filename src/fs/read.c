@@ -193,18 +193,19 @@ static void read_ahead(struct bfs_fs *fs, struct bfs_file *f, uint64_t from, uin
 static void track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size)
 {
     uint64_t cur = off / fs->block, from, until;
-    int seq;
+    int seq, run;
 
     pthread_mutex_lock(&f->lock);
     seq = off == f->next_off || (off < f->next_off && f->next_off - off < fs->block);
     f->seq = seq ? f->seq + 1 : 0;
+    run = f->seq;
     f->next_off = off + size;
     from = f->ra_next > cur + 1 ? f->ra_next : cur + 1;
     until = cur + 1 + (uint64_t)fs->cfg->read_ahead;
     if (!seq)
         f->ra_next = 0;
     pthread_mutex_unlock(&f->lock);
-    if ((f->seq >= 1 || off == 0) && from < until)
+    if ((run >= 1 || off == 0) && from < until)
         read_ahead(fs, f, from, until);
 }
 

@@ -74,8 +74,9 @@ static int object_attr(struct bfs_fs *fs, uint64_t ino, const char *name, struct
     else if (!strcmp(name, "user.s3.url"))
         r = bfs_buf_addf(b, "s3://%s/%s", m->bucket, key);
     else if (!strcmp(name, "user.s3.etag") && bfs_store_node_get(fs->store, ino, &n) == 0 &&
-             n.etag[0])
-        r = bfs_buf_adds(b, n.etag);
+             n.etag[0]) /* without S3's quotes, comparable with md5sum */
+        r = bfs_buf_add(b, n.etag + (n.etag[0] == '"'),
+                        strlen(n.etag) - (n.etag[0] == '"' ? 2 : 0));
     else
         r = -ENODATA;
     free(key);
