@@ -132,7 +132,7 @@ struct bfs_s3_config {
     enum bfs_s3_addressing addressing; /* auto: path style for IP/localhost */
     int unsigned_payload;   /* send UNSIGNED-PAYLOAD instead of body SHA-256 */
     int max_connections;    /* requests in flight at once (default 16) */
-    int max_retries;        /* retries after the first try (default 6) */
+    int max_retries;        /* retries after the first try (0: 6, negative: none) */
     long connect_timeout_ms; /* default 10 s */
     long low_speed_time_s;  /* abort a transfer stalled this long (default 30 s) */
     const char *ca_file;    /* extra CA bundle */
@@ -205,6 +205,9 @@ struct bfs_s3_sink {
     size_t len;          /* bytes stored so far (out) */
     /* Called with each piece when buf is NULL; non-zero aborts. */
     int (*write)(void *ctx, const void *p, size_t n);
+    /* Optional: forgets what write got, so that a failed GET may be tried
+     * again from the start; without it such a GET is not retried. */
+    int (*reset)(void *ctx);
     void *ctx;
 };
 

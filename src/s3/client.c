@@ -128,7 +128,7 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
     c->path_style = cfg->addressing == BFS_S3_ADDR_PATH ||
                     (cfg->addressing == BFS_S3_ADDR_AUTO && host_wants_path_style(c->host));
     c->unsigned_payload = cfg->unsigned_payload;
-    c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : 6;
+    c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : cfg->max_retries < 0 ? 0 : 6;
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
     c->insecure = cfg->insecure;

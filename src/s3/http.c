@@ -585,6 +585,8 @@ static void http_error(struct s3_request *r, struct bfs_s3_error *e)
                            : r->status == 403 ? "AccessDenied"
                            : r->status == 412 ? "PreconditionFailed"
                            : r->status == 304 ? "NotModified"
+                           : r->status == 503 ? "ServiceUnavailable"
+                           : r->status == 429 ? "TooManyRequests"
                            : r->status >= 500 ? "InternalError" : "HttpError";
         snprintf(e->code, sizeof(e->code), "%s", code);
         snprintf(e->message, sizeof(e->message), "HTTP %d", r->status);
@@ -658,6 +660,17 @@ static int64_t backoff_ms(int attempt)
     return cap / 2 + (int64_t)(rnd % (uint32_t)(cap / 2 + 1));
 }
 
+int s3_client_retries(const struct bfs_s3_client *c)
+{
+    return c->max_retries;
+}
+
+void s3_backoff(struct bfs_s3_client *c, int attempt)
+{
+    atomic_fetch_add(&c->retries, 1);
+    bfs_sleep_ms(backoff_ms(attempt));
+}
+
 int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                        struct bfs_s3_error *reterr)
 {
@@ -689,11 +702,12 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                   (long long)(bfs_mono_ms() - t0), r->attempts);
         if (rc == 0)
             return 0;
-        if (!e.retryable || r->attempts > c->max_retries || x.delivered > 0 ||
-            (maybe_ran && !r->idempotent))
+        if (!e.retryable || r->attempts > c->max_retries || (maybe_ran && !r->idempotent))
             break;
-        atomic_fetch_add(&c->retries, 1);
-        bfs_sleep_ms(backoff_ms(r->attempts - 1));
+        /* bytes already given to a callback can only be taken back by it */
+        if (x.delivered > 0 && (!r->sink->reset || r->sink->reset(r->sink->ctx) < 0))
+            break;
+        s3_backoff(c, r->attempts - 1);
     }
     atomic_fetch_add(&c->errors, 1);
     if (reterr)

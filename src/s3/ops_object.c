@@ -127,20 +127,53 @@ out:
     return rc;
 }
 
+/* One CopyObject request. */
+static int copy_once(struct bfs_s3_client *c, const char *src, const char *bucket,
+                     const char *key, const struct bfs_s3_copy_params *p,
+                     char etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *e)
+{
+    struct s3_request r;
+    int rc = 0;
+
+    s3_request_init(&r, BFS_S3_OP_COPY, "PUT", bucket, key);
+    if (p->replace_meta)
+        rc = s3_request_meta(&r, p->meta, p->content_type ? p->content_type
+                                                          : "application/octet-stream");
+    if (rc < 0) {
+        bfs_s3_error_set(e, rc, 0, "MetadataTooLarge", "too much metadata");
+        goto out;
+    }
+    s3_request_header(&r, "x-amz-copy-source", src);
+    s3_request_header(&r, "x-amz-metadata-directive", p->replace_meta ? "REPLACE" : "COPY");
+    if (p->if_match)
+        s3_request_header(&r, "x-amz-copy-source-if-match", p->if_match);
+    add_extra(&r, p->extra, p->nextra);
+    rc = s3_request_perform(c, &r, e);
+    if (rc == 0) {
+        /* a 200 reply may still carry an <Error> (NOTES.md) */
+        rc = s3_xml_etag(r.reply.data, r.reply.len, etag, e);
+        if (rc == -EPROTO || rc == -ENODATA)
+            bfs_s3_error_set(e, rc = -EPROTO, r.status, "MalformedReply",
+                             "CopyObject reply has no ETag");
+    }
+out:
+    s3_request_done(&r);
+    return rc;
+}
+
 int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const char *src_key,
                        const char *bucket, const char *key, const struct bfs_s3_copy_params *p,
                        char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr)
 {
     static const struct bfs_s3_copy_params none;
+    struct bfs_s3_error e = {0};
     struct bfs_buf src;
-    struct s3_request r;
     char etag[BFS_S3_ETAG_MAX];
     int rc;
 
     if (!p)
         p = &none;
     bfs_buf_init(&src, BFS_BUF_CAP_URL);
-    s3_request_init(&r, BFS_S3_OP_COPY, "PUT", bucket, key);
     /* the source is "/bucket/key", URL-encoded (the '/' kept) */
     rc = bfs_buf_adds(&src, "/");
     if (rc == 0)
@@ -149,30 +182,23 @@ int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const ch
         rc = bfs_buf_adds(&src, "/");
     if (rc == 0)
         rc = bfs_uri_encode(&src, src_key, strlen(src_key), 1);
-    if (rc == 0 && p->replace_meta)
-        rc = s3_request_meta(&r, p->meta, p->content_type ? p->content_type
-                                                          : "application/octet-stream");
     if (rc < 0) {
-        bfs_s3_error_set(reterr, rc, 0, "RequestTooLarge", "key or metadata too long");
-        goto out;
+        bfs_s3_error_set(reterr, rc, 0, "RequestTooLarge", "key too long");
+        bfs_buf_done(&src);
+        return rc;
     }
-    s3_request_header(&r, "x-amz-copy-source", bfs_buf_str(&src));
-    s3_request_header(&r, "x-amz-metadata-directive", p->replace_meta ? "REPLACE" : "COPY");
-    if (p->if_match)
-        s3_request_header(&r, "x-amz-copy-source-if-match", p->if_match);
-    add_extra(&r, p->extra, p->nextra);
-    rc = s3_request_perform(c, &r, reterr);
-    if (rc == 0) {
-        /* a 200 reply may still carry an <Error> (NOTES.md) */
-        rc = s3_xml_etag(r.reply.data, r.reply.len, etag, reterr);
-        if (rc == -EPROTO || rc == -ENODATA)
-            bfs_s3_error_set(reterr, rc = -EPROTO, r.status, "MalformedReply",
-                             "CopyObject reply has no ETag");
-        else if (rc == 0 && ret_etag)
-            memcpy(ret_etag, etag, BFS_S3_ETAG_MAX);
+    /* http.c retries transport and status failures; an error inside a 200
+     * reply is only seen here, and is retried here the same way */
+    for (int attempt = 0;; attempt++) {
+        rc = copy_once(c, src.data, bucket, key, p, etag, &e);
+        if (rc == 0 || e.status != 200 || !e.retryable || attempt >= s3_client_retries(c))
+            break;
+        s3_backoff(c, attempt);
     }
-out:
-    s3_request_done(&r);
+    if (rc == 0 && ret_etag)
+        memcpy(ret_etag, etag, BFS_S3_ETAG_MAX);
+    else if (rc < 0 && reterr)
+        *reterr = e;
     bfs_buf_done(&src);
     return rc;
 }

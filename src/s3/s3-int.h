@@ -51,6 +51,9 @@ void s3_request_header(struct s3_request *r, const char *name, const char *value
 int s3_request_meta(struct s3_request *r, const struct bfs_s3_meta *m, const char *ctype);
 int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                        struct bfs_s3_error *reterr);
+/* For operations that retry on their own (errors inside 200 replies). */
+int s3_client_retries(const struct bfs_s3_client *c);
+void s3_backoff(struct bfs_s3_client *c, int attempt);
 
 /* ---- client internals used by http.c ---- */
 

@@ -25,7 +25,7 @@ struct opts {
     struct bfs_s3_creds_opts creds;
     const char *prefix, *delimiter, *start_after, *continuation, *content_type;
     const char *if_match, *if_none_match, *range, *out;
-    int max_keys, single_page, md5, sha256, replace, jobs;
+    int max_keys, single_page, md5, sha256, replace, jobs, stats, retries_set;
     int64_t expires, offset, length, part_size;
     struct bfs_s3_meta meta;
 };
@@ -165,12 +165,21 @@ static int write_fd(void *ctx, const void *p, size_t n)
     return 0;
 }
 
+static int reset_fd(void *ctx)
+{
+    int fd = *(int *)ctx;
+
+    if (fd == 1 || ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+        return -ESPIPE; /* stdout cannot take bytes back */
+    return 0;
+}
+
 static int cmd_get(struct bfs_s3_client *c, struct opts *o, char **argv)
 {
     struct bfs_s3_get_params p = {.if_match = o->if_match, .if_none_match = o->if_none_match};
     struct bfs_s3_error e;
     int fd = 1, rc;
-    struct bfs_s3_sink sink = {.write = write_fd, .ctx = &fd};
+    struct bfs_s3_sink sink = {.write = write_fd, .reset = reset_fd, .ctx = &fd};
     unsigned long long a, b;
 
     if (o->range) {
@@ -479,7 +488,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum { OPT_ENDPOINT = 256, OPT_REGION, OPT_PATH, OPT_VHOST, OPT_PROFILE, OPT_PASSWD, OPT_UNSIGNED,
            OPT_PREFIX, OPT_DELIM, OPT_START, OPT_CONT, OPT_MAXKEYS, OPT_SINGLE, OPT_RANGE, OPT_IFM, OPT_INM,
            OPT_META, OPT_CTYPE, OPT_MD5, OPT_SHA, OPT_REPLACE, OPT_OFFSET, OPT_LENGTH, OPT_PSIZE, OPT_JOBS,
-           OPT_EXPIRES };
+           OPT_EXPIRES, OPT_LOWSPEED, OPT_RETRIES, OPT_STATS };
     static const struct option lo[] = {
         {"endpoint", 1, 0, OPT_ENDPOINT}, {"region", 1, 0, OPT_REGION}, {"path-style", 0, 0, OPT_PATH},
         {"virtual-host", 0, 0, OPT_VHOST}, {"profile", 1, 0, OPT_PROFILE},
@@ -490,7 +499,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"if-none-match", 1, 0, OPT_INM}, {"meta", 1, 0, OPT_META}, {"content-type", 1, 0, OPT_CTYPE},
         {"md5", 0, 0, OPT_MD5}, {"checksum-sha256", 0, 0, OPT_SHA}, {"replace", 0, 0, OPT_REPLACE},
         {"offset", 1, 0, OPT_OFFSET}, {"length", 1, 0, OPT_LENGTH}, {"part-size", 1, 0, OPT_PSIZE},
-        {"jobs", 1, 0, OPT_JOBS}, {"expires", 1, 0, OPT_EXPIRES}, {0, 0, 0, 0}};
+        {"jobs", 1, 0, OPT_JOBS}, {"expires", 1, 0, OPT_EXPIRES},
+        {"low-speed-time", 1, 0, OPT_LOWSPEED}, {"max-retries", 1, 0, OPT_RETRIES},
+        {"stats", 0, 0, OPT_STATS}, {0, 0, 0, 0}};
     int64_t v;
     int ch;
 
@@ -538,6 +549,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_EXPIRES:
             if (bfs_parse_duration(optarg, &o->expires) < 0) return -1;
             break;
+        case OPT_LOWSPEED:
+            if (bfs_parse_int(optarg, 1, 3600, &v) < 0) return -1;
+            o->cfg.low_speed_time_s = (long)v;
+            break;
+        case OPT_RETRIES:
+            if (bfs_parse_int(optarg, 0, 20, &v) < 0) return -1;
+            o->cfg.max_retries = v ? (int)v : -1;
+            o->retries_set = 1;
+            break;
+        case OPT_STATS: o->stats = 1; break;
         default: return -1;
         }
     }
@@ -619,6 +640,14 @@ int main(int argc, char **argv)
         }
         rc = run(c, &o, cmd->name, nargs, pos);
         free(pos);
+        if (o.stats) {
+            struct bfs_s3_stats st;
+
+            bfs_s3_client_stats(c, &st);
+            fprintf(stderr, "stats: requests=%llu retries=%llu errors=%llu\n",
+                    (unsigned long long)st.requests, (unsigned long long)st.retries,
+                    (unsigned long long)st.errors);
+        }
     }
     bfs_s3_client_free(c);
     bfs_s3_meta_done(&o.meta);
