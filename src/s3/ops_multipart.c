@@ -135,6 +135,34 @@ static int completed_earlier(struct bfs_s3_client *c, const char *bucket, const 
     return same;
 }
 
+/* One CompleteMultipartUpload request; *ret_attempts counts its tries. */
+static int complete_once(struct bfs_s3_client *c, const char *bucket, const char *key,
+                         const char *upload_id, const struct bfs_s3_body *body,
+                         char *const *part_etags, int n, char etag[BFS_S3_ETAG_MAX],
+                         int *ret_attempts, struct bfs_s3_error *e)
+{
+    struct s3_request r;
+    int rc;
+
+    s3_request_init(&r, BFS_S3_OP_MPU_COMPLETE, "POST", bucket, key);
+    s3_request_query(&r, "uploadId", upload_id);
+    s3_request_header(&r, "content-type", "application/xml");
+    r.body = body;
+    rc = s3_request_perform(c, &r, e);
+    if (rc == 0) /* S3 may answer 200 and then report an error in the body */
+        rc = s3_xml_etag(r.reply.data, r.reply.len, etag, e);
+    if (rc == -ENODATA) { /* an empty <ETag>: the header, or what the parts make */
+        if (r.info.etag[0])
+            memcpy(etag, r.info.etag, BFS_S3_ETAG_MAX);
+        rc = r.info.etag[0] || multipart_etag(part_etags, n, etag) == 0 ? 0 : -EPROTO;
+    }
+    if (rc == -EPROTO)
+        bfs_s3_error_set(e, rc, r.status, "MalformedReply", "CompleteMultipartUpload reply");
+    *ret_attempts += r.attempts;
+    s3_request_done(&r);
+    return rc;
+}
+
 int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char *key,
                         const char *upload_id, char *const *part_etags, int n,
                         char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr)
@@ -142,9 +170,8 @@ int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char 
     struct bfs_buf xml;
     struct bfs_s3_body body = {.fd = -1};
     struct bfs_s3_error e = {0};
-    struct s3_request r;
     char etag[BFS_S3_ETAG_MAX];
-    int rc;
+    int rc, attempts = 0;
 
     bfs_buf_init(&xml, BFS_BUF_CAP_XML);
     rc = complete_body(&xml, part_etags, n);
@@ -155,28 +182,19 @@ int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char 
     }
     body.data = xml.data;
     body.length = xml.len;
-    s3_request_init(&r, BFS_S3_OP_MPU_COMPLETE, "POST", bucket, key);
-    s3_request_query(&r, "uploadId", upload_id);
-    s3_request_header(&r, "content-type", "application/xml");
-    r.body = &body;
-    rc = s3_request_perform(c, &r, &e);
-    if (rc == 0) /* S3 may answer 200 and then report an error in the body */
-        rc = s3_xml_etag(r.reply.data, r.reply.len, etag, &e);
-    if (rc == -ENODATA) { /* an empty <ETag>: the header, or what the parts make */
-        if (r.info.etag[0])
-            memcpy(etag, r.info.etag, BFS_S3_ETAG_MAX);
-        rc = r.info.etag[0] || multipart_etag(part_etags, n, etag) == 0 ? 0 : -EPROTO;
+    for (int i = 0;; i++) {
+        rc = complete_once(c, bucket, key, upload_id, &body, part_etags, n, etag, &attempts, &e);
+        if (rc == 0 || e.status != 200 || !e.retryable || i >= s3_client_retries(c))
+            break;
+        s3_backoff(c, i); /* an error inside a 200 reply: try again */
     }
-    if (rc == -EPROTO)
-        bfs_s3_error_set(&e, rc, r.status, "MalformedReply", "CompleteMultipartUpload reply");
-    if (rc == -ENOENT && r.attempts > 1 && strcmp(e.code, "NoSuchUpload") == 0 &&
+    if (rc == -ENOENT && attempts > 1 && strcmp(e.code, "NoSuchUpload") == 0 &&
         completed_earlier(c, bucket, key, part_etags, n, etag))
         rc = 0;
     if (rc == 0 && ret_etag)
         memcpy(ret_etag, etag, BFS_S3_ETAG_MAX);
     else if (rc < 0 && reterr)
         *reterr = e;
-    s3_request_done(&r);
     bfs_buf_done(&xml);
     return rc;
 }
