@@ -47,6 +47,7 @@ struct bfs_node {
     uint32_t uid, gid;
     int meta;              /* BFS_META_* */
     int64_t fetched_ns;    /* when the attributes were last checked with S3 */
+    int local;             /* written here and not yet uploaded: listings keep it */
 };
 
 struct bfs_store;
@@ -75,6 +76,15 @@ int bfs_store_node_lookup(struct bfs_store *s, uint64_t parent, const char *name
 int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n);
 /* Marks a child absent (a lookup found nothing there). */
 int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name);
+/* Creates (or takes over) parent/name with every field of n, local flag
+ * included; writes the inode into n->ino. */
+int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n);
+/* Rewrites every attribute of row n->ino (not its place). */
+int bfs_store_node_update(struct bfs_store *s, const struct bfs_node *n);
+/* Moves row ino to parent/name, replacing whatever row was there. */
+int bfs_store_node_move(struct bfs_store *s, uint64_t ino, uint64_t parent, const char *name);
+/* Marks row ino absent (unlink, rmdir). */
+int bfs_store_node_remove(struct bfs_store *s, uint64_t ino);
 
 /* A whole listing at once, in one transaction: every child in nodes[] is
  * put (their ino fields are filled), every other child is marked absent,
@@ -89,6 +99,47 @@ int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent);
  * Caller's node is only valid during the callback. */
 int bfs_store_children(struct bfs_store *s, uint64_t parent,
                        int (*fn)(void *ctx, const struct bfs_node *n), void *ctx);
+
+/* ---- upload journal (store/journal.c) ----
+ * One row per file written here and not yet in S3, committed with
+ * synchronous=FULL so that it survives power loss once close returned.
+ * gen grows with every commit of the same inode: an upload of an older gen
+ * never removes the row of a newer one. */
+
+enum bfs_upload_state { BFS_UPLOAD_PENDING = 0, BFS_UPLOAD_FAILED = 1 };
+
+struct bfs_upload {
+    uint64_t ino;
+    char *map;             /* mapping name */
+    char *key;             /* object key */
+    uint64_t gen, size;
+    int64_t mtime_ns;
+    uint32_t mode, uid, gid;
+    int state;             /* enum bfs_upload_state */
+    char *upload_id;       /* multipart upload in progress, or NULL */
+    int attempts;
+    char *error;           /* last failure, for status */
+    int64_t next_ns;       /* not before (backoff) */
+};
+void bfs_upload_done(struct bfs_upload *u);
+
+/* Inserts or replaces the row of u->ino. */
+int bfs_store_upload_put(struct bfs_store *s, const struct bfs_upload *u);
+int bfs_store_upload_get(struct bfs_store *s, uint64_t ino, struct bfs_upload *ret);
+/* Deletes the row if its gen is still gen: 1 deleted, 0 newer gen there. */
+int bfs_store_upload_finish(struct bfs_store *s, uint64_t ino, uint64_t gen);
+int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino);
+/* Records a failure of gen (no-op for a newer gen). */
+int bfs_store_upload_failed(struct bfs_store *s, uint64_t ino, uint64_t gen, int permanent,
+                            const char *error, int64_t next_ns);
+int bfs_store_upload_set_id(struct bfs_store *s, uint64_t ino, const char *upload_id);
+int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key);
+/* Every row, in inode order; fn returns non-zero to stop. */
+int bfs_store_uploads(struct bfs_store *s, int (*fn)(void *ctx, const struct bfs_upload *u),
+                      void *ctx);
+/* The staging file of ino's generation gen (DIR/staging/INO-GEN). */
+void bfs_store_staging_path(struct bfs_store *s, uint64_t ino, uint64_t gen, char *out,
+                            size_t size);
 
 /* ---- block cache (store/blocks.c) ---- */
 

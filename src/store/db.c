@@ -36,15 +36,22 @@ static const char schema[] =
     " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0,"
     " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0,"
     " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0,"
-    " present INTEGER NOT NULL DEFAULT 1, UNIQUE(parent, name));"
+    " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(parent, name));"
     "CREATE TABLE IF NOT EXISTS listings(ino INTEGER PRIMARY KEY, listed_ns INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS blocks(ino INTEGER NOT NULL, etag TEXT NOT NULL,"
     " idx INTEGER NOT NULL, len INTEGER NOT NULL, used_ns INTEGER NOT NULL,"
     " PRIMARY KEY(ino, etag, idx)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS blocks_lru ON blocks(used_ns);"
+    "CREATE TABLE IF NOT EXISTS uploads(ino INTEGER PRIMARY KEY, map TEXT NOT NULL,"
+    " key TEXT NOT NULL, gen INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0, upload_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT, next_ns INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);";
 
-#define NODE_COLS "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns"
+#define NODE_COLS \
+    "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns, local"
 
 static const char *const sql[ST_COUNT] = {
     [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE ino = ?1",
@@ -66,11 +73,25 @@ static const char *const sql[ST_COUNT] = {
         "   AND nodes.kind = excluded.kind THEN nodes.gid ELSE excluded.gid END,"
         " meta = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
         "   AND nodes.kind = excluded.kind THEN nodes.meta ELSE excluded.meta END"
+        " WHERE nodes.local = 0"
         " RETURNING ino, mtime_ns, mode, uid, gid, meta",
     [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2",
     [ST_CHILDREN] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND present = 1"
                     " ORDER BY name",
-    [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1",
+    [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND local = 0",
+    [ST_NODE_UPDATE] = "UPDATE nodes SET kind = ?2, size = ?3, etag = ?4, mtime_ns = ?5,"
+                       " mode = ?6, uid = ?7, gid = ?8, meta = ?9, fetched_ns = ?10,"
+                       " local = ?11, present = 1 WHERE ino = ?1",
+    [ST_NODE_DROP_AT] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2 AND ino != ?3",
+    [ST_NODE_MOVE] = "UPDATE nodes SET parent = ?2, name = ?3, present = 1 WHERE ino = ?1",
+    [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0 WHERE ino = ?1",
+    [ST_NODE_INSERT] = "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid,"
+                       " gid, meta, fetched_ns, local, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                       " ?7, ?8, ?9, ?10, ?11, ?12, 1) ON CONFLICT(parent, name) DO UPDATE SET"
+                       " kind = excluded.kind, size = excluded.size, etag = excluded.etag,"
+                       " mtime_ns = excluded.mtime_ns, mode = excluded.mode, uid = excluded.uid,"
+                       " gid = excluded.gid, meta = excluded.meta, fetched_ns = excluded.fetched_ns,"
+                       " local = excluded.local, present = 1 RETURNING ino",
     [ST_LISTING_GET] = "SELECT listed_ns FROM listings WHERE ino = ?1",
     [ST_LISTING_SET] = "INSERT OR REPLACE INTO listings(ino, listed_ns) VALUES (?1, ?2)",
     [ST_LISTING_DEL] = "DELETE FROM listings WHERE ino = ?1",
@@ -292,6 +313,11 @@ int bfs_store_open(const char *dir, uint64_t limit, struct bfs_store **ret, char
     if (r == 0)
         r = init_schema(s, err, errlen);
     if (r == 0) {
+        r = store_journal_open(s);
+        if (r < 0)
+            snprintf(err, errlen, "cannot open the upload journal in %s: %s", dir, strerror(-r));
+    }
+    if (r == 0) {
         r = store_blocks_init(s);
         if (r < 0)
             snprintf(err, errlen, "cannot prepare the block cache in %s: %s", dir,
@@ -314,6 +340,7 @@ void bfs_store_close(struct bfs_store *s)
         return;
     /* every other thread using the store has ended by now */
     pthread_setspecific(s->key, NULL);
+    store_journal_close(s);
     for (c = s->conns; c; c = next) {
         next = c->next;
         conn_free(c);

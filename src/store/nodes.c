@@ -29,6 +29,7 @@ static void row_to_node(sqlite3_stmt *st, struct bfs_node *n)
     n->gid = (uint32_t)sqlite3_column_int64(st, 9);
     n->meta = sqlite3_column_int(st, 10);
     n->fetched_ns = sqlite3_column_int64(st, 11);
+    n->local = sqlite3_column_int(st, 12);
 }
 
 /* Steps a one-row query into ret. */
@@ -87,6 +88,16 @@ static int put(struct store_conn *c, struct bfs_node *n)
     sqlite3_bind_int(st, 10, n->meta);
     sqlite3_bind_int64(st, 11, n->fetched_ns);
     rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        /* the row is local (written here): S3's older view does not replace it */
+        sqlite3_reset(st);
+        st = store_stmt(c, ST_NODE_LOOKUP);
+        if (!st)
+            return -EIO;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
+        sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+        return one_row(st, n);
+    }
     if (rc == SQLITE_ROW) {
         /* what the row holds now, kept metadata included */
         n->ino = (uint64_t)sqlite3_column_int64(st, 0);
@@ -108,6 +119,98 @@ int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n)
     struct store_conn *c = store_conn(s);
 
     return c ? put(c, n) : -EIO;
+}
+
+static void bind_attrs(sqlite3_stmt *st, const struct bfs_node *n, int first)
+{
+    sqlite3_bind_int(st, first, n->kind);
+    sqlite3_bind_int64(st, first + 1, (sqlite3_int64)n->size);
+    sqlite3_bind_text(st, first + 2, n->etag, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, first + 3, n->mtime_ns);
+    sqlite3_bind_int64(st, first + 4, n->mode);
+    sqlite3_bind_int64(st, first + 5, n->uid);
+    sqlite3_bind_int64(st, first + 6, n->gid);
+    sqlite3_bind_int(st, first + 7, n->meta);
+    sqlite3_bind_int64(st, first + 8, n->fetched_ns);
+    sqlite3_bind_int(st, first + 9, n->local);
+}
+
+int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_INSERT);
+    int rc, r;
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
+    sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+    bind_attrs(st, n, 3);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        n->ino = (uint64_t)sqlite3_column_int64(st, 0);
+        r = 0;
+    } else {
+        r = store_errno(rc) ? store_errno(rc) : -EIO;
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+int bfs_store_node_update(struct bfs_store *s, const struct bfs_node *n)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_UPDATE);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)n->ino);
+    bind_attrs(st, n, 2);
+    return store_exec(st);
+}
+
+int bfs_store_node_move(struct bfs_store *s, uint64_t ino, uint64_t parent, const char *name)
+{
+    struct store_conn *c = store_conn(s);
+    sqlite3_stmt *st;
+    int r;
+
+    if (!c)
+        return -EIO;
+    r = store_exec(store_stmt(c, ST_BEGIN));
+    if (r < 0)
+        return r;
+    st = store_stmt(c, ST_NODE_DROP_AT);
+    r = st ? 0 : -EIO;
+    if (r == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)ino);
+        r = store_exec(st);
+    }
+    if (r == 0) {
+        st = store_stmt(c, ST_NODE_MOVE);
+        r = st ? 0 : -EIO;
+    }
+    if (r == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)parent);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        r = store_exec(st);
+    }
+    if (r == 0)
+        r = store_exec(store_stmt(c, ST_COMMIT));
+    if (r < 0)
+        (void)store_exec(store_stmt(c, ST_ROLLBACK));
+    return r;
+}
+
+int bfs_store_node_remove(struct bfs_store *s, uint64_t ino)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_REMOVE);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    return store_exec(st);
 }
 
 int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name)

@@ -15,6 +15,7 @@
 
 enum stmt_id {
     ST_NODE_GET, ST_NODE_LOOKUP, ST_NODE_PUT, ST_NODE_GONE, ST_CHILDREN, ST_CHILDREN_ABSENT,
+    ST_NODE_UPDATE, ST_NODE_DROP_AT, ST_NODE_MOVE, ST_NODE_REMOVE, ST_NODE_INSERT,
     ST_LISTING_GET, ST_LISTING_SET, ST_LISTING_DEL,
     ST_BLOCK_GET, ST_BLOCK_TOUCH, ST_BLOCK_PUT, ST_BLOCK_DEL, ST_BLOCK_LRU, ST_BLOCK_OF_INO,
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
@@ -40,6 +41,7 @@ struct bfs_store {
     pthread_mutex_t evict_lock; /* one evictor at a time */
     atomic_uint_fast64_t cache_bytes, blocks;
     atomic_uint_fast64_t hits, misses, evictions, write_failures;
+    struct journal *journal;  /* journal.c: its own connection and lock */
 };
 
 /* This thread's connection (made on first use); NULL if it cannot open. */
@@ -52,5 +54,7 @@ int store_errno(int rc);
 int store_exec(sqlite3_stmt *st);
 
 int store_blocks_init(struct bfs_store *s);
+int store_journal_open(struct bfs_store *s);
+void store_journal_close(struct bfs_store *s);
 
 #endif
