@@ -221,6 +221,23 @@ static int mount_and_serve(struct cli *c)
     return r < 0 ? 1 : 0;
 }
 
+/* Overwrites the values of secret options in argv, so that ps and
+ * /proc/PID/cmdline do not show them (SPEC.md "Credentials"). */
+static void hide_secrets(int argc, char **argv)
+{
+    static const char *const names[] = {"secret_key=", "session_token=", NULL};
+
+    for (int i = 1; i < argc; i++) {
+        for (size_t k = 0; names[k]; k++) {
+            for (char *p = strstr(argv[i], names[k]); p; p = strstr(p, names[k])) {
+                p += strlen(names[k]);
+                while (*p && *p != ',')
+                    *p++ = '*';
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct cli c = {0};
@@ -229,6 +246,7 @@ int main(int argc, char **argv)
 
     bfs_config_init(&c.cfg);
     r = parse_args(argc, argv, &c, err, sizeof(err));
+    hide_secrets(argc, argv);
     if (r >= 1000) {
         bfs_config_done(&c.cfg);
         return r - 1000;

@@ -126,7 +126,7 @@ static int add_page(struct bfs_fs *fs, struct listing *l, const struct bfs_s3_li
 }
 
 /* Lists the directory from S3 into the store. */
-static int list_remote(struct bfs_fs *fs, uint64_t ino)
+int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
 {
     struct listing l = {0};
     struct mapping *m;
@@ -222,9 +222,7 @@ static int snap_root(struct bfs_fs *fs, struct bfs_dir *d)
 
 static int stale_listing(struct bfs_fs *fs, uint64_t ino)
 {
-    int64_t listed = bfs_store_listing_time(fs->store, ino);
-
-    return listed <= 0 || (bfs_now_ns() - listed) / 1000000 >= fs->ttl_ms;
+    return !fs_fresh(fs, bfs_store_listing_time(fs->store, ino));
 }
 
 int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
@@ -240,7 +238,7 @@ int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
     if (ino == BFS_ROOT_INO)
         r = root_refresh(fs);
     else if (stale_listing(fs, ino))
-        r = list_remote(fs, ino);
+        r = fs_list_remote(fs, ino);
     /* "." and ".." first; readdir needs only their type */
     if (r == 0)
         r = snap_add(d, &dot);

@@ -84,6 +84,73 @@ struct workers {
     pthread_t *threads;
 };
 
+/*
+ * Write state of one inode that has a staging file (write.c, upload.c).
+ *
+ *   clean --open for write / create--> dirty (staging gen, writers > 0)
+ *   dirty --flush/release: fsync + journal row gen--> sealed, queued
+ *   sealed --upload of gen succeeds, no newer gen--> clean (wfile dropped
+ *            when no handle uses it; staging file removed)
+ *   sealed --write--> dirty at gen+1 (copy of gen's file: the upload of
+ *            gen keeps reading its own, unchanged file)
+ * At most one upload per inode runs at a time (w->uploading), so uploads of
+ * one file reach S3 in generation order and a stale one never lands last.
+ */
+struct wfile {
+    uint64_t ino;             /* immutable */
+    pthread_mutex_t lock;     /* guards every field below */
+    pthread_cond_t cond;      /* signalled when an upload ends */
+    int fd;                   /* staging file of gen, read-write */
+    uint64_t gen;
+    int writers;              /* open handles that may write */
+    int opens;                /* open handles reading or writing through it */
+    int dirty;                /* written since the last commit */
+    int sealed;               /* gen is committed: the next write starts gen+1 */
+    uint64_t size;
+    int64_t mtime_ns;
+    uint32_t mode, uid, gid;
+    uint64_t done_gen;        /* newest generation known to be in S3 */
+    int uploading;            /* an upload of this inode runs */
+    int queued;               /* in the upload queue */
+    int last_err;             /* result of the newest finished upload */
+    int deleted;              /* unlinked: an upload that lands must be undone */
+    int remote;               /* an object exists at the key (rename must delete it) */
+    int refs;                 /* guarded by fs->lock: table + users */
+    struct wfile *next;       /* guarded by fs->lock */
+};
+
+/* What a fetch needs, copied so that it can outlive the file handle. */
+struct target {
+    struct bfs_s3_client *client;
+    char *bucket; /* borrowed from the mapping, which lives as long as fs */
+    char *key;
+    char etag[BFS_S3_ETAG_MAX];
+    uint64_t ino, size;
+};
+
+struct bfs_file {
+    struct target t;
+    struct wfile *w;      /* staging, when the inode has one (a reference) */
+    int writable;         /* opened for writing */
+    pthread_mutex_t lock; /* guards next_off, ra_next, seq */
+    uint64_t next_off;    /* where a sequential reader reads next */
+    uint64_t ra_next;     /* first block not yet handed to read-ahead */
+    int seq;              /* consecutive sequential reads */
+};
+
+/* The upload queue (upload.c). */
+struct uploader {
+    pthread_mutex_t lock;     /* guards the queue and stop */
+    pthread_cond_t cond;
+    uint64_t *queue;          /* inodes to upload, FIFO */
+    size_t head, count, cap;
+    int stop;
+    int nthreads;             /* immutable */
+    pthread_t threads[8];
+    atomic_uint_fast64_t uploaded, bytes, failures;
+};
+
+#define WFILE_BUCKETS 256
 #define INODE_BUCKETS 4096
 #define NEG_MAX 4096
 
@@ -106,6 +173,9 @@ struct bfs_fs {
     size_t nneg;
     struct inflight *inflight; /* guarded by lock */
     struct workers workers;
+    struct wfile *wfiles[WFILE_BUCKETS]; /* guarded by lock */
+    pthread_mutex_t wcreate;  /* serializes making staging files */
+    struct uploader up;
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets;
 };
@@ -129,6 +199,47 @@ void fs_negative_clear(struct bfs_fs *fs, uint64_t parent);
 struct mapping *fs_mapping_by_name(struct bfs_fs *fs, const char *name);
 int fs_maps_refresh(struct bfs_fs *fs);
 
+/* ---- write.c ---- */
+/* The wfile of ino with a reference, or NULL. */
+struct wfile *fs_wfile_find(struct bfs_fs *fs, uint64_t ino);
+void fs_wfile_put(struct bfs_fs *fs, struct wfile *w);
+/* Makes the staging file for ino (empty when truncate, else a copy of the
+ * object) unless one exists; returns it with a reference. */
+int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret);
+/* Commits a dirty wfile: fsync, journal row, node row; queues the upload.
+ * Caller holds w->lock. */
+int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w);
+int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size);
+ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
+                       off_t off);
+ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off);
+/* Drops w from the table if nothing needs it any more. */
+void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w);
+/* Waits (w->lock held) until gen is in S3; the upload's error otherwise. */
+int fs_wfile_wait_upload(struct bfs_fs *fs, struct wfile *w, uint64_t gen);
+/* Re-creates wfiles of journal rows found at start (crash recovery). */
+int fs_wfiles_recover(struct bfs_fs *fs);
+/* Unlinks ino's staging files and forgets its journal row (cancel). */
+void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
+/* Stat fields that a wfile overrides (size, mtime, mode, uid, gid). */
+void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st);
+/* Waits until no upload of ino runs and none is queued or pending. */
+int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
+
+/* ---- upload.c ---- */
+int fs_uploader_start(struct bfs_fs *fs, int nthreads);
+void fs_uploader_stop(struct bfs_fs *fs);
+void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino);
+const char *fs_content_type(const char *key);
+/* Metadata headers for mode, uid, gid and mtime (s3fs style). */
+int fs_meta_for(struct bfs_s3_meta *m, uint32_t mode, uint32_t uid, uint32_t gid,
+                int64_t mtime_ns);
+
+/* ---- namespace.c / dir.c ---- */
+int fs_list_remote(struct bfs_fs *fs, uint64_t ino);
+/* Changes the key of ino (and of every inode below it, for a directory). */
+void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key);
+
 /* ---- workers.c ---- */
 int fs_workers_start(struct workers *w, int n);
 void fs_workers_stop(struct workers *w);
@@ -136,6 +247,7 @@ void fs_workers_stop(struct workers *w);
 int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued);
 
 /* ---- lookup.c ---- */
+int fs_fresh(const struct bfs_fs *fs, int64_t then_ns);
 /* Asks S3 what parent/name is (file, directory or nothing) and records it. */
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret);
 /* Re-checks a file's attributes with HEAD when they are older than the TTL. */

@@ -36,9 +36,12 @@ static void *probe_dir(void *arg)
     return NULL;
 }
 
-static int fresh(const struct bfs_fs *fs, int64_t then_ns)
+/* Whether a check made at then_ns still holds. Checks made by an earlier
+ * mount are never trusted: the object may have changed while nobody was
+ * watching, so the first use after a mount always asks S3 once. */
+int fs_fresh(const struct bfs_fs *fs, int64_t then_ns)
 {
-    return then_ns > 0 && (bfs_now_ns() - then_ns) / 1000000 < fs->ttl_ms;
+    return then_ns >= fs->started_ns && (bfs_now_ns() - then_ns) / 1000000 < fs->ttl_ms;
 }
 
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret)
@@ -126,9 +129,9 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
         return lookup_root(fs, name, n);
     if (fs_negative_has(fs, parent, name))
         return -ENOENT;
-    listed = fresh(fs, bfs_store_listing_time(fs->store, parent));
+    listed = fs_fresh(fs, bfs_store_listing_time(fs->store, parent));
     r = bfs_store_node_lookup(fs->store, parent, name, n);
-    if (r == 0 && (listed || n->kind == BFS_KIND_DIR || fresh(fs, n->fetched_ns)))
+    if (r == 0 && (listed || n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns)))
         return 0;
     if (r == -ENOENT && listed)
         return -ENOENT;
@@ -163,7 +166,7 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     char old[sizeof(n->etag)];
     int r;
 
-    if (n->kind == BFS_KIND_DIR || fresh(fs, n->fetched_ns))
+    if (n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
     if (r < 0)
