@@ -30,9 +30,10 @@ struct bfs_file;
 
 /* Builds the filesystem for a finished config over an open store. The
  * S3 clients are made here from the config (one per distinct endpoint).
- * err gets a message for the user. */
-int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, struct bfs_fs **ret,
-               char *err, size_t errlen);
+ * With recover, uploads left in the journal are resumed. err gets a
+ * message for the user. */
+int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recover,
+               struct bfs_fs **ret, char *err, size_t errlen);
 /* Checks that every mapping's bucket answers (a one-key LIST), so that a
  * mount with bad credentials or a wrong endpoint fails at once. */
 int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen);
@@ -67,6 +68,45 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
 /* Reads into buf; returns the byte count (short only at end of file). */
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off);
 void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f);
+
+/* ---- writing (fs/write.c, fs/upload.c) ----
+ * Writes go to a staging copy; flush (the last close of a writer) commits
+ * it to the upload journal and returns; the upload runs in the background.
+ * With the sync_upload option flush also waits for the upload. */
+
+ssize_t bfs_fs_write(struct bfs_fs *fs, struct bfs_file *f, const char *buf, size_t size,
+                     off_t off);
+int bfs_fs_flush(struct bfs_fs *fs, struct bfs_file *f);
+/* Commits and waits until the file is in S3; the upload's error if not. */
+int bfs_fs_fsync(struct bfs_fs *fs, struct bfs_file *f);
+/* Waits until every committed upload is in S3 or has failed for good,
+ * logging progress. Called at unmount. */
+void bfs_fs_drain(struct bfs_fs *fs);
+
+/* ---- namespace (fs/namespace.c) ---- */
+
+int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode,
+                  uid_t uid, gid_t gid, struct stat *ret, struct bfs_file **ret_f);
+int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
+                 gid_t gid, struct stat *ret);
+int bfs_fs_mknod(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
+                 gid_t gid, struct stat *ret);
+int bfs_fs_symlink(struct bfs_fs *fs, const char *target, uint64_t parent, const char *name,
+                   uid_t uid, gid_t gid, struct stat *ret);
+int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name);
+int bfs_fs_rmdir(struct bfs_fs *fs, uint64_t parent, const char *name);
+/* flags: RENAME_NOREPLACE (RENAME_EXCHANGE is refused). */
+int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+                  const char *newname, unsigned int flags);
+
+#define BFS_SET_MODE 1
+#define BFS_SET_UID 2
+#define BFS_SET_GID 4
+#define BFS_SET_SIZE 8
+#define BFS_SET_MTIME 16
+#define BFS_SET_MTIME_NOW 32
+int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *attr, int set,
+                   struct stat *ret);
 
 /* ---- xattrs and status (fs/xattr.c) ---- */
 

@@ -164,7 +164,7 @@ static int open_fs(struct cli *c, int check, struct bfs_store **st, struct bfs_f
     int r = bfs_store_open(c->cfg.cache_dir, c->cfg.cache_size, st, err, errlen);
 
     if (r == 0)
-        r = bfs_fs_new(&c->cfg, *st, fs, err, errlen);
+        r = bfs_fs_new(&c->cfg, *st, !check, fs, err, errlen);
     if (r == 0 && check)
         r = bfs_fs_check(*fs, err, errlen);
     return r;
@@ -217,6 +217,7 @@ static int mount_and_serve(struct cli *c)
     r = bfs_fuse_run(fu, fs, c->single_thread);
     bfs_info("unmounting %s", c->mountpoint);
     bfs_fuse_free(fu);
+    bfs_fs_drain(fs); /* what close() returned for reaches S3 before we exit */
     close_fs(&st, &fs);
     return r < 0 ? 1 : 0;
 }

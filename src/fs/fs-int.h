@@ -112,6 +112,7 @@ struct wfile {
     uint64_t done_gen;        /* newest generation known to be in S3 */
     int uploading;            /* an upload of this inode runs */
     int queued;               /* in the upload queue */
+    int rerun;                /* asked for while uploading: queue again at the end */
     int last_err;             /* result of the newest finished upload */
     int deleted;              /* unlinked: an upload that lands must be undone */
     int remote;               /* an object exists at the key (rename must delete it) */
@@ -210,6 +211,8 @@ int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
  * Caller holds w->lock. */
 int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w);
 int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size);
+/* Moves a sealed wfile to gen+1 with the same bytes (metadata change). */
+int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w);
 ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
                        off_t off);
 ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "bucketfs/util.h"
 #include "fs-int.h"
@@ -164,8 +165,8 @@ static int add_root(struct bfs_fs *fs)
     return fs_inode_insert(fs, root);
 }
 
-int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, struct bfs_fs **ret,
-               char *err, size_t errlen)
+int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recover,
+               struct bfs_fs **ret, char *err, size_t errlen)
 {
     struct bfs_fs *fs = calloc(1, sizeof(*fs));
     int nworkers = cfg->read_ahead + 4 > 32 ? 32 : cfg->read_ahead + 4;
@@ -175,6 +176,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, struct bfs
     if (!fs)
         return -ENOMEM;
     pthread_mutex_init(&fs->lock, NULL);
+    pthread_mutex_init(&fs->wcreate, NULL);
     fs->cfg = cfg;
     fs->store = store;
     fs->ttl_ms = cfg->metadata_ttl * 1000;
@@ -186,6 +188,10 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, struct bfs
         r = setup_maps(fs, err, errlen);
     if (r == 0)
         r = fs_workers_start(&fs->workers, nworkers);
+    if (r == 0)
+        r = fs_uploader_start(fs, 4);
+    if (r == 0 && recover)
+        r = fs_wfiles_recover(fs); /* uploads a crash left in the journal */
     if (r < 0) {
         if (!err[0])
             snprintf(err, errlen, "%s", strerror(-r));
@@ -200,7 +206,19 @@ void bfs_fs_free(struct bfs_fs *fs)
 {
     if (!fs)
         return;
+    fs_uploader_stop(fs);
     fs_workers_stop(&fs->workers);
+    for (size_t i = 0; i < WFILE_BUCKETS; i++) {
+        struct wfile *w, *next;
+        for (w = fs->wfiles[i]; w; w = next) {
+            next = w->next;
+            if (w->fd >= 0)
+                close(w->fd);
+            pthread_cond_destroy(&w->cond);
+            pthread_mutex_destroy(&w->lock);
+            free(w);
+        }
+    }
     for (size_t i = 0; i < INODE_BUCKETS; i++) {
         struct inode *n, *next;
         for (n = fs->inodes[i]; n; n = next) {
@@ -225,6 +243,7 @@ void bfs_fs_free(struct bfs_fs *fs)
     for (size_t i = 0; i < fs->nclients; i++)
         bfs_s3_client_free(fs->clients[i]);
     free(fs->clients);
+    pthread_mutex_destroy(&fs->wcreate);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }
@@ -283,4 +302,50 @@ void bfs_fs_statfs(struct bfs_fs *fs, struct statvfs *st)
     st->f_files = 1ull << 32;
     st->f_ffree = st->f_favail = (1ull << 32) - 1;
     st->f_namemax = 255;
+}
+
+struct pending {
+    size_t n, failed;
+    uint64_t bytes;
+    char first_error[300];
+};
+
+static int count_pending(void *ctx, const struct bfs_upload *u)
+{
+    struct pending *p = ctx;
+
+    if (u->state == BFS_UPLOAD_FAILED) {
+        if (!p->failed++)
+            snprintf(p->first_error, sizeof(p->first_error), "%s: %s", u->key,
+                     u->error ? u->error : "");
+        return 0;
+    }
+    p->n++;
+    p->bytes += u->size;
+    return 0;
+}
+
+void bfs_fs_drain(struct bfs_fs *fs)
+{
+    int64_t last_log = 0;
+
+    for (;;) {
+        struct pending p = {0};
+
+        if (bfs_store_uploads(fs->store, count_pending, &p) < 0)
+            return;
+        if (p.n == 0) {
+            if (p.failed)
+                bfs_err("%zu upload(s) failed and stay in the journal for the next mount "
+                        "(first: %s)", p.failed, p.first_error);
+            return;
+        }
+        if (bfs_mono_ms() - last_log >= 2000) {
+            bfs_info("waiting for %zu upload(s), %llu bytes, before exiting (a second "
+                     "signal leaves them in the journal for the next mount)",
+                     p.n, (unsigned long long)p.bytes);
+            last_log = bfs_mono_ms();
+        }
+        bfs_sleep_ms(100);
+    }
 }

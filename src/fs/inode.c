@@ -305,3 +305,45 @@ struct mapping *fs_mapping_by_name(struct bfs_fs *fs, const char *name)
             return fs->maps[i];
     return NULL;
 }
+
+void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key)
+{
+    struct inode *i;
+    char *old = NULL;
+    size_t olen;
+
+    pthread_mutex_lock(&fs->lock);
+    i = fs_inode_get(fs, ino);
+    if (i && (old = strdup(i->key))) {
+        char *k = strdup(key);
+
+        if (k) {
+            free(i->key);
+            i->key = k;
+            i->parent = parent;
+        }
+    }
+    /* every inode below a renamed directory has the old prefix */
+    if (i && old && i->kind == BFS_KIND_DIR && (olen = strlen(old)) > 0) {
+        for (size_t b = 0; b < INODE_BUCKETS; b++) {
+            for (struct inode *j = fs->inodes[b]; j; j = j->next) {
+                struct bfs_buf nk;
+
+                if (j == i || j->map != i->map || strncmp(j->key, old, olen) != 0)
+                    continue;
+                bfs_buf_init(&nk, 8192);
+                if (bfs_buf_addf(&nk, "%s%s", key, j->key + olen) == 0) {
+                    char *k = bfs_buf_steal(&nk);
+
+                    if (k) {
+                        free(j->key);
+                        j->key = k;
+                    }
+                }
+                bfs_buf_done(&nk);
+            }
+        }
+    }
+    pthread_mutex_unlock(&fs->lock);
+    free(old);
+}

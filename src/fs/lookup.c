@@ -153,8 +153,10 @@ int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct s
     r = find(fs, parent, name, &n);
     if (r == 0)
         r = fs_inode_ref(fs, parent, &n);
-    if (r == 0)
+    if (r == 0) {
         fs_node_to_stat(fs, &n, ret);
+        fs_wfile_stat(fs, n.ino, ret);
+    }
     return r;
 }
 
@@ -218,10 +220,12 @@ int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r == -ENOENT)
         return -ESTALE;
-    if (r == 0)
+    if (r == 0 && !n.local)
         r = fs_revalidate(fs, ino, &n);
-    if (r == 0)
+    if (r == 0) {
         fs_node_to_stat(fs, &n, ret);
+        fs_wfile_stat(fs, ino, ret);
+    }
     return r;
 }
 

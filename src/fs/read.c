@@ -18,28 +18,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bucketfs/util.h"
 #include "fs-int.h"
-
-/* What a fetch needs, copied so that it can outlive the file handle. */
-struct target {
-    struct bfs_s3_client *client;
-    char *bucket; /* borrowed from the mapping, which lives as long as fs */
-    char *key;
-    char etag[BFS_S3_ETAG_MAX];
-    uint64_t ino, size;
-};
-
-struct bfs_file {
-    struct target t;
-    pthread_mutex_t lock; /* guards next_off, ra_next, seq */
-    uint64_t next_off;    /* where a sequential reader reads next */
-    uint64_t ra_next;     /* first block not yet handed to read-ahead */
-    int seq;              /* consecutive sequential reads */
-};
 
 struct ra_task {
     struct bfs_fs *fs;
@@ -213,9 +197,18 @@ ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t siz
 {
     uint64_t pos = (uint64_t)off, end;
     size_t done = 0;
+    struct wfile *w;
 
     if (off < 0)
         return -EINVAL;
+    if (f->w)
+        return fs_wfile_read(f->w, buf, size, off);
+    w = fs_wfile_find(fs, f->t.ino); /* written since this reader opened */
+    if (w) {
+        ssize_t n = fs_wfile_read(w, buf, size, off);
+        fs_wfile_put(fs, w);
+        return n;
+    }
     if (pos >= f->t.size || size == 0)
         return 0;
     end = pos + size > f->t.size ? f->t.size : pos + size;
@@ -254,6 +247,41 @@ ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t siz
     return (ssize_t)done;
 }
 
+/* A handle on the staging copy: for writers, and readers of a staged file. */
+static int open_staged(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret)
+{
+    int writable = (flags & O_ACCMODE) != O_RDONLY;
+    struct wfile *w = NULL;
+    struct bfs_file *f;
+    struct mapping *m;
+    char *key = NULL;
+    int r = fs_inode_target(fs, ino, &m, &key, NULL);
+
+    if (r == 0 && writable && m->read_only)
+        r = -EROFS;
+    free(key);
+    if (r == 0)
+        r = writable || (flags & O_TRUNC) ? fs_wfile_open(fs, ino, (flags & O_TRUNC) != 0, &w)
+                                          : (w = fs_wfile_find(fs, ino)) ? 0 : -ENOENT;
+    if (r < 0)
+        return r;
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        fs_wfile_put(fs, w);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&f->lock, NULL);
+    f->w = w;
+    f->writable = writable;
+    f->t.ino = ino;
+    pthread_mutex_lock(&w->lock);
+    w->opens++;
+    w->writers += writable;
+    pthread_mutex_unlock(&w->lock);
+    *ret = f;
+    return 0;
+}
+
 int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret)
 {
     struct bfs_file *f;
@@ -263,11 +291,14 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     int r;
 
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
-        return -EROFS; /* writing comes with the write-back layer */
+        return open_staged(fs, ino, flags, ret);
+    r = open_staged(fs, ino, flags, ret);
+    if (r != -ENOENT)
+        return r;
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r == -ENOENT)
         return -ESTALE;
-    if (r == 0)
+    if (r == 0 && !n.local)
         r = fs_revalidate(fs, ino, &n);
     if (r == 0 && n.kind == BFS_KIND_DIR)
         r = -EISDIR;
@@ -291,11 +322,69 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     return 0;
 }
 
+ssize_t bfs_fs_write(struct bfs_fs *fs, struct bfs_file *f, const char *buf, size_t size,
+                     off_t off)
+{
+    if (!f->w || !f->writable)
+        return -EBADF;
+    return fs_wfile_write(fs, f->w, buf, size, off);
+}
+
+int bfs_fs_flush(struct bfs_fs *fs, struct bfs_file *f)
+{
+    struct wfile *w = f->w;
+    int r = 0;
+
+    if (!w || !f->writable)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    /* the last writer's close commits; with others still writing, their
+     * close will (and release catches descriptors that never flush) */
+    if (w->dirty && w->writers <= 1)
+        r = fs_wfile_commit(fs, w);
+    if (r == 0 && fs->cfg->sync_upload)
+        r = fs_wfile_wait_upload(fs, w, w->gen);
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+int bfs_fs_fsync(struct bfs_fs *fs, struct bfs_file *f)
+{
+    struct wfile *w = f->w;
+    int r = 0;
+
+    if (!w)
+        return 0; /* nothing written through this handle */
+    pthread_mutex_lock(&w->lock);
+    if (w->dirty)
+        r = fs_wfile_commit(fs, w);
+    if (r == 0)
+        r = fs_wfile_wait_upload(fs, w, w->gen);
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
 void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
 {
-    (void)fs;
+    struct wfile *w;
+
     if (!f)
         return;
+    w = f->w;
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        w->opens--;
+        w->writers -= f->writable;
+        if (f->writable && w->writers == 0 && w->dirty) {
+            int r = fs_wfile_commit(fs, w);
+            if (r < 0) /* the data stays in the staging file; log it, nobody else can see it */
+                bfs_err("cannot commit inode %llu for upload: %s", (unsigned long long)w->ino,
+                        strerror(-r));
+        }
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_maybe_drop(fs, w);
+        fs_wfile_put(fs, w);
+    }
     pthread_mutex_destroy(&f->lock);
     free(f->t.key);
     free(f);

@@ -35,6 +35,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* ls -l gets attributes in one go */
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
+    conn->max_write = 1024 * 1024; /* fewer, larger writes into staging files */
     conn->max_readahead = 1024 * 1024;
 }
 
@@ -264,57 +265,132 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     free(buf);
 }
 
-/* ---- changes: read-only until the write-back layer lands ---- */
+/* ---- changes ---- */
+
+static void reply_entry_or_err(fuse_req_t req, int r, const struct stat *st)
+{
+    struct fuse_entry_param e;
+
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fill_entry(&e, fs_of(req), st);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    ssize_t n = bfs_fs_write(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh, buf, size, off);
+
+    (void)ino;
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fuse_reply_err(req, -bfs_fs_flush(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino, (void)datasync;
+    fuse_reply_err(req, -bfs_fs_fsync(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh));
+}
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    (void)ino, (void)attr, (void)to_set, (void)fi;
-    fuse_reply_err(req, EROFS);
+    struct stat st;
+    int set = 0, r;
+
+    (void)fi;
+    if (to_set & FUSE_SET_ATTR_MODE) set |= BFS_SET_MODE;
+    if (to_set & FUSE_SET_ATTR_UID) set |= BFS_SET_UID;
+    if (to_set & FUSE_SET_ATTR_GID) set |= BFS_SET_GID;
+    if (to_set & FUSE_SET_ATTR_SIZE) set |= BFS_SET_SIZE;
+    if (to_set & FUSE_SET_ATTR_MTIME) set |= BFS_SET_MTIME;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= BFS_SET_MTIME_NOW;
+    r = bfs_fs_setattr(fs_of(req), ino, attr, set, &st);
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_attr(req, &st, bfs_fs_ttl(fs_of(req)));
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
 {
-    (void)p, (void)n, (void)m, (void)d;
-    fuse_reply_err(req, EROFS);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    struct stat st;
+
+    (void)rdev;
+    reply_entry_or_err(req, bfs_fs_mknod(fs_of(req), parent, name, mode, c->uid, c->gid, &st),
+                       &st);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)p, (void)n, (void)m;
-    fuse_reply_err(req, EROFS);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    struct stat st;
+
+    reply_entry_or_err(req, bfs_fs_mkdir(fs_of(req), parent, name, mode, c->uid, c->gid, &st),
+                       &st);
 }
 
-static void op_remove(fuse_req_t req, fuse_ino_t p, const char *n)
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-    (void)p, (void)n;
-    fuse_reply_err(req, EROFS);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    struct stat st;
+
+    reply_entry_or_err(req, bfs_fs_symlink(fs_of(req), link, parent, name, c->uid, c->gid, &st),
+                       &st);
 }
 
-static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    (void)l, (void)p, (void)n;
-    fuse_reply_err(req, EROFS);
+    fuse_reply_err(req, -bfs_fs_unlink(fs_of(req), parent, name));
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-                      const char *nn, unsigned int flags)
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    (void)p, (void)n, (void)np, (void)nn, (void)flags;
-    fuse_reply_err(req, EROFS);
+    fuse_reply_err(req, -bfs_fs_rmdir(fs_of(req), parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, -bfs_fs_rename(fs_of(req), parent, name, newparent, newname, flags));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
 {
     (void)ino, (void)np, (void)nn;
-    fuse_reply_err(req, EPERM);
+    fuse_reply_err(req, EPERM); /* S3 has no hard links */
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
-    (void)p, (void)n, (void)m, (void)fi;
-    fuse_reply_err(req, EROFS);
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    struct fuse_entry_param e;
+    struct bfs_file *f;
+    struct stat st;
+    int r = bfs_fs_create(fs_of(req), parent, name, mode, c->uid, c->gid, &st, &f);
+
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    fill_entry(&e, fs_of(req), &st);
+    fi->fh = (uint64_t)(uintptr_t)f;
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) /* interrupted: no release will come */
+        bfs_fs_release(fs_of(req), f);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -327,13 +403,16 @@ static const struct fuse_lowlevel_ops ops = {
     .readlink = op_readlink,
     .mknod = op_mknod,
     .mkdir = op_mkdir,
-    .unlink = op_remove,
-    .rmdir = op_remove,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
     .symlink = op_symlink,
     .rename = op_rename,
     .link = op_link,
     .open = op_open,
     .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
     .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,

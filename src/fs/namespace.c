@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * namespace.c: changing the tree (SPEC.md "Namespace operations"): create,
+ * mkdir, mknod, symlink, unlink, rmdir, rename, and attribute changes.
+ *
+ * File data goes through write-back (write.c); everything else here is
+ * done on S3 before the call returns, so the tree other machines see and
+ * the one this mount shows stay the same. Renaming a file that only exists
+ * here is free; otherwise it is a server-side copy and a delete. Renaming
+ * a directory copies every key below it in parallel: it is not atomic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bucketfs/util.h"
+#include "fs-int.h"
+
+#define COPY_JOBS 8
+
+/* The mapping and key of directory parent, if things may be made in it. */
+static int writable_dir(struct bfs_fs *fs, uint64_t parent, struct mapping **m, char **pkey)
+{
+    int kind, r;
+
+    if (parent == BFS_ROOT_INO)
+        return -EPERM; /* the root holds mappings only */
+    r = fs_inode_target(fs, parent, m, pkey, &kind);
+    if (r < 0)
+        return r;
+    if (kind != BFS_KIND_DIR)
+        r = -ENOTDIR;
+    else if ((*m)->read_only)
+        r = -EROFS;
+    if (r < 0) {
+        free(*pkey);
+        *pkey = NULL;
+    }
+    return r;
+}
+
+static char *join(const char *pkey, const char *name, int dir)
+{
+    struct bfs_buf b;
+
+    bfs_buf_init(&b, 8192);
+    if (bfs_buf_addf(&b, "%s%s%s", pkey, name, dir ? "/" : "") < 0)
+        return NULL;
+    return bfs_buf_steal(&b);
+}
+
+static int check_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n > 255)
+        return -ENAMETOOLONG;
+    return fs_name_valid(name, n) ? 0 : -EINVAL;
+}
+
+/* Records a new child row and gives the kernel its first lookup count. */
+static int add_child(struct bfs_fs *fs, struct bfs_node *n, struct stat *ret)
+{
+    int r = bfs_store_node_create(fs->store, n);
+
+    if (r == 0)
+        r = fs_inode_ref(fs, n->parent, n);
+    if (r == 0) {
+        fs_negative_clear(fs, n->parent);
+        fs_node_to_stat(fs, n, ret);
+    }
+    return r;
+}
+
+static void new_node(struct bfs_node *n, uint64_t parent, const char *name, int kind,
+                     uint32_t mode, uint32_t uid, uint32_t gid)
+{
+    memset(n, 0, sizeof(*n));
+    n->parent = parent;
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    n->kind = kind;
+    n->mode = mode;
+    n->uid = uid;
+    n->gid = gid;
+    n->mtime_ns = bfs_now_ns();
+    n->fetched_ns = n->mtime_ns;
+    n->meta = BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME | BFS_META_HEADED;
+}
+
+/* PUTs a small object (marker, symlink, special file) with metadata. */
+static int put_small(struct mapping *m, const char *key, const char *body, const struct bfs_node *n,
+                     const char *ctype, char etag[BFS_S3_ETAG_MAX])
+{
+    struct bfs_s3_meta meta = {0};
+    struct bfs_s3_put_params p = {.meta = &meta, .content_type = ctype};
+    struct bfs_s3_body b = {.data = body, .fd = -1, .length = strlen(body)};
+    int r = fs_meta_for(&meta, n->mode, n->uid, n->gid, n->mtime_ns);
+
+    if (r == 0)
+        r = bfs_s3_put_object(m->client, m->bucket, key, &b, &p, etag, NULL);
+    bfs_s3_meta_done(&meta);
+    return r;
+}
+
+int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode,
+                  uid_t uid, gid_t gid, struct stat *ret, struct bfs_file **ret_f)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    struct wfile *w = NULL;
+    struct bfs_file *f;
+    char *pkey = NULL;
+    int r = check_name(name);
+
+    if (r == 0)
+        r = writable_dir(fs, parent, &m, &pkey);
+    free(pkey);
+    if (r < 0)
+        return r;
+    new_node(&n, parent, name, BFS_KIND_FILE, S_IFREG | (mode & 07777), uid, gid);
+    n.local = 1;
+    r = add_child(fs, &n, ret);
+    if (r < 0)
+        return r;
+    fs_wfile_discard(fs, n.ino); /* a pending file that had this row before */
+    r = fs_wfile_open(fs, n.ino, 1, &w);
+    f = r == 0 ? calloc(1, sizeof(*f)) : NULL;
+    if (!f) {
+        fs_wfile_put(fs, w);
+        bfs_fs_forget(fs, n.ino, 1);
+        return r < 0 ? r : -ENOMEM;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->dirty = 1; /* an empty new file is still a file to upload */
+    w->mode = n.mode;
+    w->uid = uid;
+    w->gid = gid;
+    w->mtime_ns = n.mtime_ns;
+    w->writers++;
+    w->opens++;
+    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_init(&f->lock, NULL);
+    f->w = w;
+    f->writable = 1;
+    f->t.ino = n.ino;
+    *ret_f = f;
+    return 0;
+}
+
+int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
+                 gid_t gid, struct stat *ret)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
+    int r = check_name(name);
+
+    if (r == 0)
+        r = writable_dir(fs, parent, &m, &pkey);
+    if (r == 0 && !(key = join(pkey, name, 1)))
+        r = -ENOMEM;
+    new_node(&n, parent, name, BFS_KIND_DIR, S_IFDIR | (mode & 07777), uid, gid);
+    if (r == 0)
+        r = put_small(m, key, "", &n, "application/x-directory", etag);
+    if (r == 0)
+        r = add_child(fs, &n, ret);
+    if (r == 0) /* a new directory is known to be empty: no LIST needed */
+        (void)bfs_store_listing_replace(fs->store, n.ino, NULL, 0, bfs_now_ns());
+    free(pkey);
+    free(key);
+    return r;
+}
+
+int bfs_fs_symlink(struct bfs_fs *fs, const char *target, uint64_t parent, const char *name,
+                   uid_t uid, gid_t gid, struct stat *ret)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
+    int r = check_name(name);
+
+    if (r == 0 && strlen(target) > 4095)
+        r = -ENAMETOOLONG;
+    if (r == 0)
+        r = writable_dir(fs, parent, &m, &pkey);
+    if (r == 0 && !(key = join(pkey, name, 0)))
+        r = -ENOMEM;
+    new_node(&n, parent, name, BFS_KIND_SYMLINK, S_IFLNK | 0777, uid, gid);
+    n.size = strlen(target);
+    if (r == 0)
+        r = put_small(m, key, target, &n, "application/octet-stream", etag);
+    if (r == 0) {
+        bfs_s3_etag_normalize(etag, n.etag);
+        r = add_child(fs, &n, ret);
+    }
+    free(pkey);
+    free(key);
+    return r;
+}
+
+int bfs_fs_mknod(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
+                 gid_t gid, struct stat *ret)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
+    int r = check_name(name);
+
+    /* FIFOs, sockets and devices are zero-byte objects whose mode says what
+     * they are (the s3fs convention); regular files are just empty files */
+    if (r == 0)
+        r = writable_dir(fs, parent, &m, &pkey);
+    if (r == 0 && !(key = join(pkey, name, 0)))
+        r = -ENOMEM;
+    new_node(&n, parent, name, BFS_KIND_FILE, mode, uid, gid);
+    if (r == 0)
+        r = put_small(m, key, "", &n, "application/octet-stream", etag);
+    if (r == 0) {
+        bfs_s3_etag_normalize(etag, n.etag);
+        r = add_child(fs, &n, ret);
+    }
+    free(pkey);
+    free(key);
+    return r;
+}
+
+/* Looks parent/name up for a change: its row and writable mapping/key. */
+static int target_of(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n,
+                     struct mapping **m, char **key)
+{
+    struct stat st;
+    int r = bfs_fs_lookup(fs, parent, name, &st);
+
+    if (r < 0)
+        return r;
+    r = bfs_store_node_get(fs->store, st.st_ino, n);
+    if (r == 0)
+        r = fs_inode_target(fs, st.st_ino, m, key, NULL);
+    bfs_fs_forget(fs, st.st_ino, 1); /* the lookup above was ours, not the kernel's */
+    if (r == 0 && (*m)->read_only) {
+        free(*key);
+        *key = NULL;
+        r = -EROFS;
+    }
+    return r;
+}
+
+int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    char *key = NULL;
+    int r;
+
+    if (parent == BFS_ROOT_INO)
+        return -EPERM;
+    r = target_of(fs, parent, name, &n, &m, &key);
+    if (r < 0)
+        return r;
+    if (n.kind == BFS_KIND_DIR) {
+        free(key);
+        return -EISDIR;
+    }
+    fs_wfile_discard(fs, n.ino); /* a pending upload is cancelled */
+    r = bfs_s3_delete_object(m->client, m->bucket, key, NULL);
+    if (r == 0 || r == -ENOENT) {
+        r = bfs_store_node_remove(fs->store, n.ino);
+        (void)bfs_store_blocks_drop(fs->store, n.ino, NULL);
+    }
+    free(key);
+    return r;
+}
+
+static int count_child(void *ctx, const struct bfs_node *n)
+{
+    (void)ctx, (void)n;
+    return 1; /* one is enough: stop */
+}
+
+/* -ENOTEMPTY unless directory ino (key dkey) holds nothing but its marker. */
+static int dir_empty(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *dkey)
+{
+    struct bfs_s3_list_params p = {.prefix = dkey, .max_keys = 2};
+    struct bfs_s3_list_page pg;
+    int r, empty;
+
+    r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
+    if (r < 0)
+        return r;
+    empty = pg.nprefixes == 0 && (pg.nobjects == 0 ||
+                                  (pg.nobjects == 1 && strcmp(pg.objects[0].key, dkey) == 0));
+    bfs_s3_list_page_done(&pg);
+    if (empty) { /* files written here and not uploaded yet count too */
+        r = fs_list_remote(fs, ino);
+        if (r == 0 && bfs_store_children(fs->store, ino, count_child, NULL) > 0)
+            empty = 0;
+    }
+    return r < 0 ? r : empty ? 0 : -ENOTEMPTY;
+}
+
+int bfs_fs_rmdir(struct bfs_fs *fs, uint64_t parent, const char *name)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    char *key = NULL, *dkey = NULL;
+    int r;
+
+    if (parent == BFS_ROOT_INO)
+        return -EBUSY; /* a mapping directory */
+    r = target_of(fs, parent, name, &n, &m, &key);
+    if (r < 0)
+        return r;
+    if (n.kind != BFS_KIND_DIR)
+        r = -ENOTDIR;
+    if (r == 0)
+        r = dir_empty(fs, m, n.ino, key);
+    if (r == 0) {
+        r = bfs_s3_delete_object(m->client, m->bucket, key, NULL);
+        if (r == -ENOENT)
+            r = 0; /* an implicit directory has no marker */
+    }
+    if (r == 0) {
+        r = bfs_store_node_remove(fs->store, n.ino);
+        (void)bfs_store_listing_invalidate(fs->store, n.ino);
+    }
+    free(key);
+    free(dkey);
+    return r;
+}
+
+/* ---- rename ---- */
+
+struct copy_job {
+    struct mapping *m;
+    char **keys;
+    size_t n, next;
+    const char *from, *to; /* prefixes */
+    pthread_mutex_t lock;  /* guards next, err */
+    int err;
+};
+
+static void *copy_worker(void *arg)
+{
+    struct copy_job *j = arg;
+
+    for (;;) {
+        size_t i;
+        char *dst;
+        int r;
+
+        pthread_mutex_lock(&j->lock);
+        i = j->err == 0 && j->next < j->n ? j->next++ : (size_t)-1;
+        pthread_mutex_unlock(&j->lock);
+        if (i == (size_t)-1)
+            return NULL;
+        dst = join(j->to, j->keys[i] + strlen(j->from), 0);
+        r = dst ? bfs_s3_copy_object(j->m->client, j->m->bucket, j->keys[i], j->m->bucket, dst,
+                                     NULL, NULL, NULL)
+                : -ENOMEM;
+        free(dst);
+        if (r < 0) {
+            pthread_mutex_lock(&j->lock);
+            if (j->err == 0)
+                j->err = r;
+            pthread_mutex_unlock(&j->lock);
+        }
+    }
+}
+
+/* Every key under prefix (all pages). */
+static int list_all(struct mapping *m, const char *prefix, char ***ret, size_t *ret_n)
+{
+    char **keys = NULL, *token = NULL;
+    size_t n = 0;
+    int r;
+
+    do {
+        struct bfs_s3_list_params p = {.prefix = prefix, .continuation = token};
+        struct bfs_s3_list_page pg;
+        char **nk;
+
+        r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
+        free(token);
+        token = NULL;
+        if (r < 0)
+            break;
+        nk = realloc(keys, (n + pg.nobjects + 1) * sizeof(*keys));
+        if (!nk) {
+            r = -ENOMEM;
+        } else {
+            keys = nk;
+            for (size_t i = 0; i < pg.nobjects; i++) {
+                keys[n++] = pg.objects[i].key;
+                pg.objects[i].key = NULL;
+            }
+            token = pg.next_token;
+            pg.next_token = NULL;
+        }
+        bfs_s3_list_page_done(&pg);
+    } while (r == 0 && token);
+    free(token);
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(keys[i]);
+        free(keys);
+        return r;
+    }
+    *ret = keys;
+    *ret_n = n;
+    return 0;
+}
+
+/* Waits for every upload of a file below the directory prefix. */
+struct wait_prefix {
+    struct bfs_fs *fs;
+    const char *map, *prefix;
+    int err;
+};
+
+static int wait_one(void *ctx, const struct bfs_upload *u)
+{
+    struct wait_prefix *w = ctx;
+
+    if (strcmp(u->map, w->map) == 0 && strncmp(u->key, w->prefix, strlen(w->prefix)) == 0) {
+        int r = fs_wfile_wait_clean(w->fs, u->ino);
+        if (r < 0 && w->err == 0)
+            w->err = r;
+    }
+    return 0;
+}
+
+static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, const char *to)
+{
+    struct wait_prefix wp = {.fs = fs, .map = m->name, .prefix = from};
+    struct copy_job j = {.m = m, .from = from, .to = to};
+    pthread_t th[COPY_JOBS];
+    int nth = 0, r;
+
+    r = bfs_store_uploads(fs->store, wait_one, &wp);
+    if (r == 0)
+        r = wp.err;
+    if (r == 0)
+        r = list_all(m, from, &j.keys, &j.n);
+    if (r < 0)
+        return r;
+    pthread_mutex_init(&j.lock, NULL);
+    for (; nth < COPY_JOBS && (size_t)nth < j.n; nth++)
+        if (pthread_create(&th[nth], NULL, copy_worker, &j) != 0)
+            break;
+    if (nth == 0)
+        copy_worker(&j);
+    for (int i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    r = j.err;
+    /* the copies are all there: now remove the originals, 1000 at a time */
+    for (size_t i = 0; r == 0 && i < j.n; i += BFS_S3_DELETE_MAX) {
+        size_t k = j.n - i < BFS_S3_DELETE_MAX ? j.n - i : BFS_S3_DELETE_MAX;
+        int *errs = calloc(k, sizeof(int));
+
+        r = errs ? bfs_s3_delete_objects(m->client, m->bucket, (const char *const *)j.keys + i,
+                                         k, errs, NULL)
+                 : -ENOMEM;
+        for (size_t e = 0; r == 0 && errs && e < k; e++)
+            r = errs[e];
+        free(errs);
+    }
+    for (size_t i = 0; i < j.n; i++)
+        free(j.keys[i]);
+    free(j.keys);
+    pthread_mutex_destroy(&j.lock);
+    return r;
+}
+
+/* A file: free while only local, else a server-side copy and a delete. */
+static int rename_file(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *from,
+                       const char *to)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+    int r = 0, remote = 1, pending = 0;
+
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        while (w->uploading) /* let a running upload land first */
+            pthread_cond_wait(&w->cond, &w->lock);
+        remote = w->remote;
+        pending = w->dirty || (w->sealed && w->done_gen < w->gen);
+        if (pending) /* the journal row now names the new key */
+            r = bfs_store_upload_rekey(fs->store, ino, m->name, to);
+        if (r == 0 && w->done_gen < w->gen && w->sealed && !w->queued) {
+            w->queued = 1;
+            fs_upload_enqueue(fs, ino);
+        }
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_put(fs, w);
+        if (r < 0)
+            return r;
+        if (pending) {
+            if (remote) /* the old object must not stay behind */
+                r = bfs_s3_delete_object(m->client, m->bucket, from, NULL);
+            return r == -ENOENT ? 0 : r;
+        }
+    }
+    r = bfs_s3_copy_object(m->client, m->bucket, from, m->bucket, to, NULL, NULL, NULL);
+    if (r == 0)
+        r = bfs_s3_delete_object(m->client, m->bucket, from, NULL);
+    return r == -ENOENT ? 0 : r;
+}
+
+int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
+                  const char *newname, unsigned int flags)
+{
+    struct bfs_node src, dst;
+    struct mapping *m, *m2;
+    char *from = NULL, *pkey = NULL, *to = NULL;
+    struct stat st;
+    int r, exists;
+
+    if (flags & RENAME_EXCHANGE)
+        return -EINVAL;
+    if (parent == BFS_ROOT_INO || newparent == BFS_ROOT_INO)
+        return -EPERM; /* mapping directories stay where they are */
+    r = check_name(newname);
+    if (r == 0)
+        r = target_of(fs, parent, name, &src, &m, &from);
+    if (r == 0)
+        r = writable_dir(fs, newparent, &m2, &pkey);
+    if (r < 0)
+        goto out;
+    if (m2->client != m->client || strcmp(m2->bucket, m->bucket) != 0) {
+        r = -EXDEV; /* mv copies across buckets itself */
+        goto out;
+    }
+    to = join(pkey, newname, src.kind == BFS_KIND_DIR);
+    if (!to) {
+        r = -ENOMEM;
+        goto out;
+    }
+    exists = bfs_fs_lookup(fs, newparent, newname, &st) == 0;
+    if (exists) {
+        bfs_fs_forget(fs, st.st_ino, 1);
+        r = bfs_store_node_get(fs->store, st.st_ino, &dst);
+        if (r == 0 && (flags & RENAME_NOREPLACE))
+            r = -EEXIST;
+        else if (r == 0 && dst.kind == BFS_KIND_DIR && src.kind != BFS_KIND_DIR)
+            r = -EISDIR;
+        else if (r == 0 && dst.kind != BFS_KIND_DIR && src.kind == BFS_KIND_DIR)
+            r = -ENOTDIR;
+        else if (r == 0 && dst.kind == BFS_KIND_DIR)
+            r = dir_empty(fs, m, dst.ino, to);
+        if (r == 0 && dst.ino != src.ino && dst.kind != BFS_KIND_DIR)
+            fs_wfile_discard(fs, dst.ino); /* replaced: its pending upload is moot */
+        if (r < 0 || dst.ino == src.ino)
+            goto out;
+    }
+    r = src.kind == BFS_KIND_DIR ? rename_dir(fs, m, from, to)
+                                 : rename_file(fs, m, src.ino, from, to);
+    if (r == 0)
+        r = bfs_store_node_move(fs->store, src.ino, newparent, newname);
+    if (r == 0) {
+        fs_inode_rekey(fs, src.ino, newparent, to);
+        fs_negative_clear(fs, newparent);
+    }
+out:
+    free(from);
+    free(pkey);
+    free(to);
+    return r;
+}
+
+/* ---- attributes ---- */
+
+/* chmod/chown/utimens of an object in S3: a copy onto itself with the new
+ * metadata, keeping its content type and other metadata. */
+static int rewrite_meta(struct mapping *m, const char *key, const struct bfs_node *n,
+                        char etag[BFS_S3_ETAG_MAX])
+{
+    struct bfs_s3_object o = {0};
+    struct bfs_s3_meta meta = {0};
+    struct bfs_s3_copy_params p = {.replace_meta = 1, .meta = &meta};
+    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
+
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < o.meta.n && r == 0; i++) {
+        const char *name = o.meta.names[i];
+
+        if (strcmp(name, "mode") && strcmp(name, "uid") && strcmp(name, "gid") &&
+            strcmp(name, "mtime"))
+            r = bfs_s3_meta_add(&meta, name, o.meta.values[i]);
+    }
+    if (r == 0)
+        r = fs_meta_for(&meta, n->mode, n->uid, n->gid, n->mtime_ns);
+    p.content_type = o.content_type;
+    p.if_match = o.etag; /* not over a version someone else just wrote */
+    if (r == 0)
+        r = bfs_s3_copy_object(m->client, m->bucket, key, m->bucket, key, &p, etag, NULL);
+    bfs_s3_meta_done(&meta);
+    bfs_s3_object_done(&o);
+    return r;
+}
+
+static void apply_attrs(struct bfs_node *n, const struct stat *a, int set)
+{
+    if (set & BFS_SET_MODE)
+        n->mode = (n->mode & S_IFMT) | (a->st_mode & 07777);
+    if (set & BFS_SET_UID)
+        n->uid = a->st_uid;
+    if (set & BFS_SET_GID)
+        n->gid = a->st_gid;
+    if (set & BFS_SET_MTIME)
+        n->mtime_ns = (int64_t)a->st_mtim.tv_sec * 1000000000 + a->st_mtim.tv_nsec;
+    if (set & BFS_SET_MTIME_NOW)
+        n->mtime_ns = bfs_now_ns();
+    n->meta |= BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME;
+}
+
+/* Mode, owner and times of a file with a staging copy ride on its upload. */
+static int set_staged(struct bfs_fs *fs, struct wfile *w, const struct stat *a, int set,
+                      struct bfs_node *n)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&w->lock);
+    n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
+    apply_attrs(n, a, set);
+    w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
+    if (!w->dirty && (set & (BFS_SET_MODE | BFS_SET_UID | BFS_SET_GID | BFS_SET_MTIME |
+                             BFS_SET_MTIME_NOW))) {
+        /* send the new metadata, even if the data went already: as a new
+         * generation, so that an upload of the old one cannot end it */
+        r = fs_wfile_next_gen(fs, w);
+        if (r == 0)
+            w->dirty = 1;
+        if (r == 0 && w->writers == 0)
+            r = fs_wfile_commit(fs, w);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+static int set_size(struct bfs_fs *fs, uint64_t ino, uint64_t size)
+{
+    struct wfile *w = NULL;
+    int r = fs_wfile_open(fs, ino, size == 0, &w);
+
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&w->lock);
+    if (w->size != size || size == 0)
+        r = fs_wfile_truncate_locked(fs, w, size);
+    if (r == 0 && w->writers == 0) /* truncate(2) without an open file */
+        r = fs_wfile_commit(fs, w);
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_maybe_drop(fs, w);
+    fs_wfile_put(fs, w);
+    return r;
+}
+
+int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int set,
+                   struct stat *ret)
+{
+    struct bfs_node n;
+    struct mapping *m;
+    struct wfile *w;
+    char *key = NULL, etag[BFS_S3_ETAG_MAX];
+    int r, kind;
+
+    if (ino == BFS_ROOT_INO)
+        return bfs_fs_getattr(fs, ino, ret); /* accepted; the root has nowhere to keep it */
+    r = bfs_store_node_get(fs->store, ino, &n);
+    if (r < 0)
+        return r == -ENOENT ? -ESTALE : r;
+    if (n.parent == BFS_ROOT_INO) { /* mapping directory: kept locally (SPEC.md) */
+        if (set & BFS_SET_SIZE)
+            return -EISDIR;
+        apply_attrs(&n, a, set);
+        r = bfs_store_node_update(fs->store, &n);
+        return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
+    }
+    r = fs_inode_target(fs, ino, &m, &key, &kind);
+    if (r == 0 && m->read_only)
+        r = -EROFS;
+    if (r == 0 && (set & BFS_SET_SIZE))
+        r = kind == BFS_KIND_DIR ? -EISDIR : set_size(fs, ino, (uint64_t)a->st_size);
+    set &= ~BFS_SET_SIZE;
+    if (r == 0 && set) {
+        struct stat cur;
+
+        /* start from what the file shows now (defaults included) */
+        if (bfs_fs_getattr(fs, ino, &cur) == 0 && !(n.meta & BFS_META_MODE)) {
+            n.mode = cur.st_mode, n.uid = cur.st_uid, n.gid = cur.st_gid;
+            n.mtime_ns = (int64_t)cur.st_mtim.tv_sec * 1000000000 + cur.st_mtim.tv_nsec;
+        }
+        w = fs_wfile_find(fs, ino);
+        if (w) {
+            r = set_staged(fs, w, a, set, &n);
+            fs_wfile_put(fs, w);
+        } else {
+            apply_attrs(&n, a, set);
+            if (kind == BFS_KIND_DIR) /* a marker carries a directory's metadata */
+                r = put_small(m, key, "", &n, "application/x-directory", etag);
+            else
+                r = rewrite_meta(m, key, &n, etag);
+            if (r == 0) {
+                if (kind != BFS_KIND_DIR)
+                    bfs_s3_etag_normalize(etag, n.etag);
+                n.fetched_ns = bfs_now_ns();
+                r = bfs_store_node_update(fs->store, &n);
+            }
+        }
+    }
+    free(key);
+    return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
+}

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upload.c: the background uploader. Threads take inodes from a queue,
+ * read their journal row, and send the staging file of that generation:
+ * one PUT up to MULTIPART_MIN bytes, multipart above it with parts in
+ * parallel (part size grown so that any S3 size fits in 10,000 parts).
+ *
+ * A failed upload stays in the journal: transient failures are retried
+ * with exponential backoff (1 s doubling to 5 min), permanent ones
+ * (AccessDenied, NoSuchBucket, EntityTooLarge, ...) every 5 min, and both
+ * are shown with their error by `bucketfs status`. Nothing is dropped.
+ * A multipart upload records its UploadId in the row, so that after a
+ * crash the next mount aborts it instead of leaking it, and starts again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "bucketfs/util.h"
+#include "fs-int.h"
+
+#define MULTIPART_MIN (16ull << 20)
+#define PART_SIZE (8ull << 20)
+#define PART_JOBS 4
+#define RETRY_MAX_NS (300LL * 1000000000)
+
+const char *fs_content_type(const char *key)
+{
+    static const struct { const char *ext, *type; } t[] = {
+        {"csv", "text/csv"}, {"tsv", "text/tab-separated-values"}, {"txt", "text/plain"},
+        {"json", "application/json"}, {"jsonl", "application/x-ndjson"},
+        {"ndjson", "application/x-ndjson"}, {"xml", "application/xml"},
+        {"html", "text/html"}, {"htm", "text/html"}, {"md", "text/markdown"},
+        {"yaml", "application/yaml"}, {"yml", "application/yaml"},
+        {"parquet", "application/vnd.apache.parquet"}, {"avro", "application/avro"},
+        {"pdf", "application/pdf"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"svg", "image/svg+xml"},
+        {"gz", "application/gzip"}, {"zip", "application/zip"}, {"tar", "application/x-tar"},
+        {"bz2", "application/x-bzip2"}, {"zst", "application/zstd"},
+        {"js", "text/javascript"}, {"css", "text/css"}, {"py", "text/x-python"},
+        {"ipynb", "application/x-ipynb+json"}, {"npy", "application/octet-stream"},
+    };
+    const char *dot = strrchr(key, '.'), *slash = strrchr(key, '/');
+
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+            if (strcasecmp(dot + 1, t[i].ext) == 0)
+                return t[i].type;
+    return "application/octet-stream";
+}
+
+int fs_meta_for(struct bfs_s3_meta *m, uint32_t mode, uint32_t uid, uint32_t gid,
+                int64_t mtime_ns)
+{
+    char v[48];
+    int r;
+
+    snprintf(v, sizeof(v), "%u", mode);
+    r = bfs_s3_meta_add(m, "mode", v);
+    snprintf(v, sizeof(v), "%u", uid);
+    if (r == 0)
+        r = bfs_s3_meta_add(m, "uid", v);
+    snprintf(v, sizeof(v), "%u", gid);
+    if (r == 0)
+        r = bfs_s3_meta_add(m, "gid", v);
+    if (mtime_ns % 1000000000)
+        snprintf(v, sizeof(v), "%lld.%09lld", (long long)(mtime_ns / 1000000000),
+                 (long long)(mtime_ns % 1000000000));
+    else
+        snprintf(v, sizeof(v), "%lld", (long long)(mtime_ns / 1000000000));
+    if (r == 0)
+        r = bfs_s3_meta_add(m, "mtime", v);
+    return r;
+}
+
+/* ---- the queue ---- */
+
+void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino)
+{
+    struct uploader *up = &fs->up;
+
+    pthread_mutex_lock(&up->lock);
+    if (up->count == up->cap) {
+        size_t cap = up->cap ? up->cap * 2 : 64;
+        uint64_t *q = malloc(cap * sizeof(*q));
+
+        if (!q) {
+            pthread_mutex_unlock(&up->lock);
+            return; /* the retry scan finds the row later */
+        }
+        for (size_t i = 0; i < up->count; i++)
+            q[i] = up->queue[(up->head + i) % (up->cap ? up->cap : 1)];
+        free(up->queue);
+        up->queue = q;
+        up->head = 0;
+        up->cap = cap;
+    }
+    up->queue[(up->head + up->count) % up->cap] = ino;
+    up->count++;
+    pthread_cond_signal(&up->cond);
+    pthread_mutex_unlock(&up->lock);
+}
+
+/* ---- multipart ---- */
+
+struct parts {
+    struct bfs_s3_client *client;
+    const char *bucket, *key, *id;
+    int fd, nparts;
+    uint64_t size, part_size;
+    char **etags;
+    pthread_mutex_t lock; /* guards next, err, e */
+    int next, err;
+    struct bfs_s3_error e;
+};
+
+static void *part_worker(void *arg)
+{
+    struct parts *p = arg;
+
+    for (;;) {
+        struct bfs_s3_body body = {.fd = p->fd};
+        struct bfs_s3_error e;
+        char etag[BFS_S3_ETAG_MAX];
+        int part, r;
+
+        pthread_mutex_lock(&p->lock);
+        part = p->err == 0 && p->next < p->nparts ? p->next++ : -1;
+        pthread_mutex_unlock(&p->lock);
+        if (part < 0)
+            return NULL;
+        body.offset = (uint64_t)part * p->part_size;
+        body.length = p->size - body.offset < p->part_size ? p->size - body.offset
+                                                            : p->part_size;
+        r = bfs_s3_mpu_part(p->client, p->bucket, p->key, p->id, part + 1, &body, etag, &e);
+        pthread_mutex_lock(&p->lock);
+        if (r == 0)
+            p->etags[part] = strdup(etag);
+        if ((r < 0 || !p->etags[part]) && p->err == 0) {
+            p->err = r < 0 ? r : -ENOMEM;
+            p->e = e;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static int multipart(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u, int fd,
+                     const struct bfs_s3_put_params *pp, char etag[BFS_S3_ETAG_MAX],
+                     struct bfs_s3_error *e)
+{
+    struct parts p = {.client = m->client, .bucket = m->bucket, .key = u->key, .fd = fd,
+                      .size = u->size};
+    pthread_t th[PART_JOBS];
+    char *id = NULL;
+    int n = 0, r;
+
+    p.part_size = bfs_s3_part_size(u->size, PART_SIZE);
+    p.nparts = (int)((u->size + p.part_size - 1) / p.part_size);
+    p.etags = calloc((size_t)p.nparts, sizeof(char *));
+    if (!p.etags)
+        return -ENOMEM;
+    pthread_mutex_init(&p.lock, NULL);
+    r = bfs_s3_mpu_create(m->client, m->bucket, u->key, pp, &id, e);
+    if (r == 0)
+        r = bfs_store_upload_set_id(fs->store, u->ino, id); /* for abort after a crash */
+    if (r == 0) {
+        p.id = id;
+        for (; n < PART_JOBS && n < p.nparts; n++)
+            if (pthread_create(&th[n], NULL, part_worker, &p) != 0)
+                break;
+        if (n == 0)
+            part_worker(&p);
+        for (int i = 0; i < n; i++)
+            pthread_join(th[i], NULL);
+        r = p.err;
+        if (r < 0)
+            *e = p.e;
+        if (r == 0)
+            r = bfs_s3_mpu_complete(m->client, m->bucket, u->key, id, p.etags, p.nparts, etag,
+                                    e);
+        if (r < 0)
+            (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, id, NULL);
+        (void)bfs_store_upload_set_id(fs->store, u->ino, NULL);
+    }
+    for (int i = 0; i < p.nparts; i++)
+        free(p.etags[i]);
+    free(p.etags);
+    free(id);
+    pthread_mutex_destroy(&p.lock);
+    return r;
+}
+
+/* ---- one upload ---- */
+
+static struct mapping *mapping_named(struct bfs_fs *fs, const char *name)
+{
+    struct mapping *m;
+
+    pthread_mutex_lock(&fs->lock);
+    m = fs_mapping_by_name(fs, name);
+    pthread_mutex_unlock(&fs->lock);
+    return m;
+}
+
+static int send_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
+                     char etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *e)
+{
+    struct bfs_s3_meta meta = {0};
+    struct bfs_s3_put_params pp = {.meta = &meta, .content_type = fs_content_type(u->key)};
+    struct bfs_s3_body body = {.fd = -1, .length = u->size};
+    char path[4096];
+    int r;
+
+    bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
+    body.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (body.fd < 0) {
+        bfs_s3_error_set(e, -errno, 0, "StagingMissing", "the staging file is gone");
+        return e->err;
+    }
+    if (u->upload_id) /* left by a crash in the middle of a multipart upload */
+        (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, u->upload_id, NULL);
+    r = fs_meta_for(&meta, u->mode, u->uid, u->gid, u->mtime_ns);
+    if (r == 0 && u->size <= MULTIPART_MIN)
+        r = bfs_s3_put_object(m->client, m->bucket, u->key, &body, &pp, etag, e);
+    else if (r == 0)
+        r = multipart(fs, m, u, body.fd, &pp, etag, e);
+    close(body.fd);
+    bfs_s3_meta_done(&meta);
+    return r;
+}
+
+static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
+                           struct mapping *m, const char *etag)
+{
+    int finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1, undo = 0;
+    struct bfs_node n;
+
+    atomic_fetch_add(&fs->up.uploaded, 1);
+    atomic_fetch_add(&fs->up.bytes, u->size);
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        if (w->done_gen < u->gen)
+            w->done_gen = u->gen;
+        w->uploading = 0;
+        w->last_err = 0;
+        w->remote = 1;
+        undo = w->deleted;
+        if (finished && w->gen == u->gen && !w->dirty && !undo &&
+            bfs_store_node_get(fs->store, u->ino, &n) == 0) {
+            bfs_s3_etag_normalize(etag, n.etag);
+            n.local = 0;
+            n.fetched_ns = bfs_now_ns();
+            n.meta |= BFS_META_HEADED;
+            (void)bfs_store_node_update(fs->store, &n);
+        }
+        if (w->gen > u->gen) { /* a newer generation took over: this file is done */
+            char path[4096];
+            bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
+            (void)unlink(path);
+        }
+        if ((!finished || w->rerun) && !undo && !w->queued && w->sealed) {
+            w->queued = 1; /* a newer generation is committed: send it too */
+            fs_upload_enqueue(fs, u->ino);
+        }
+        w->rerun = 0;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_maybe_drop(fs, w);
+    }
+    if (undo) /* unlinked while it was uploading */
+        (void)bfs_s3_delete_object(m->client, m->bucket, u->key, NULL);
+}
+
+static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
+                           const struct bfs_s3_error *e)
+{
+    int permanent = !e->retryable && e->status != 0;
+    int64_t wait = permanent ? RETRY_MAX_NS : (1000000000LL << (u->attempts < 8 ? u->attempts : 8));
+    char msg[400];
+
+    if (wait > RETRY_MAX_NS)
+        wait = RETRY_MAX_NS;
+    snprintf(msg, sizeof(msg), "%s%s%s", e->code, e->message[0] ? ": " : "", e->message);
+    (void)bfs_store_upload_failed(fs->store, u->ino, u->gen, permanent, msg, bfs_now_ns() + wait);
+    atomic_fetch_add(&fs->up.failures, 1);
+    bfs_err("upload of %s failed (attempt %d): %s; %s, trying again in %lld s", u->key,
+            u->attempts + 1, msg, permanent ? "kept in the journal" : "transient",
+            (long long)(wait / 1000000000));
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        w->uploading = 0;
+        w->last_err = e->err ? e->err : -EIO;
+        w->rerun = 0; /* the retry scan sends the newest row when its time comes */
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+static void upload_one(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+    struct bfs_s3_error e = {0};
+    struct bfs_upload u;
+    struct mapping *m;
+    char etag[BFS_S3_ETAG_MAX] = "";
+    int r;
+
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        if (w->uploading) { /* one at a time; the running one re-queues when it ends */
+            w->queued = 0;
+            w->rerun = 1;
+            pthread_mutex_unlock(&w->lock);
+            fs_wfile_put(fs, w);
+            return;
+        }
+        w->uploading = 1;
+        w->queued = 0;
+        pthread_mutex_unlock(&w->lock);
+    }
+    r = bfs_store_upload_get(fs->store, ino, &u);
+    if (r < 0) { /* nothing left to send (cancelled, or sent already) */
+        if (w) {
+            pthread_mutex_lock(&w->lock);
+            w->uploading = 0;
+            if (w->done_gen < w->gen && !w->dirty && r == -ENOENT)
+                w->done_gen = w->gen;
+            pthread_cond_broadcast(&w->cond);
+            pthread_mutex_unlock(&w->lock);
+            fs_wfile_maybe_drop(fs, w);
+            fs_wfile_put(fs, w);
+        }
+        return;
+    }
+    m = mapping_named(fs, u.map);
+    if (!m) {
+        bfs_s3_error_set(&e, -ENXIO, 400, "NoSuchMapping", "mapping not in this mount's config");
+        r = e.err;
+    } else {
+        r = send_file(fs, m, &u, etag, &e);
+    }
+    if (r == 0)
+        record_success(fs, w, &u, m, etag);
+    else
+        record_failure(fs, w, &u, &e);
+    bfs_upload_done(&u);
+    fs_wfile_put(fs, w);
+}
+
+/* Queues journal rows whose retry time has come and that are not queued. */
+static int requeue_due(void *ctx, const struct bfs_upload *u)
+{
+    struct bfs_fs *fs = ctx;
+    struct wfile *w;
+    int go = 0;
+
+    if (u->next_ns > bfs_now_ns())
+        return 0;
+    w = fs_wfile_find(fs, u->ino);
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        go = !w->uploading && !w->queued;
+        if (go)
+            w->queued = 1;
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_put(fs, w);
+    }
+    if (go)
+        fs_upload_enqueue(fs, u->ino);
+    return 0;
+}
+
+static void *uploader_main(void *arg)
+{
+    struct bfs_fs *fs = arg;
+    struct uploader *up = &fs->up;
+    int64_t last_scan = bfs_mono_ms();
+
+    for (;;) {
+        uint64_t ino;
+        struct timespec ts;
+
+        pthread_mutex_lock(&up->lock);
+        while (up->count == 0 && !up->stop) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&up->cond, &up->lock, &ts);
+            if (up->count == 0 && bfs_mono_ms() - last_scan >= 1000)
+                break;
+        }
+        if (up->count == 0) {
+            int stop = up->stop;
+
+            pthread_mutex_unlock(&up->lock);
+            if (stop)
+                return NULL;
+            last_scan = bfs_mono_ms();
+            (void)bfs_store_uploads(fs->store, requeue_due, fs);
+            continue;
+        }
+        ino = up->queue[up->head];
+        up->head = (up->head + 1) % up->cap;
+        up->count--;
+        pthread_mutex_unlock(&up->lock);
+        upload_one(fs, ino);
+    }
+}
+
+int fs_uploader_start(struct bfs_fs *fs, int nthreads)
+{
+    struct uploader *up = &fs->up;
+
+    pthread_mutex_init(&up->lock, NULL);
+    pthread_cond_init(&up->cond, NULL);
+    if (nthreads > 8)
+        nthreads = 8;
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&up->threads[i], NULL, uploader_main, fs) != 0)
+            break;
+        up->nthreads++;
+    }
+    return up->nthreads > 0 ? 0 : -EAGAIN;
+}
+
+void fs_uploader_stop(struct bfs_fs *fs)
+{
+    struct uploader *up = &fs->up;
+
+    if (up->nthreads == 0)
+        return;
+    pthread_mutex_lock(&up->lock);
+    up->stop = 1;
+    pthread_cond_broadcast(&up->cond);
+    pthread_mutex_unlock(&up->lock);
+    for (int i = 0; i < up->nthreads; i++)
+        pthread_join(up->threads[i], NULL);
+    up->nthreads = 0;
+    free(up->queue);
+    up->queue = NULL;
+    pthread_cond_destroy(&up->cond);
+    pthread_mutex_destroy(&up->lock);
+}

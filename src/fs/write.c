@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * write.c: write-back through staging files (SPEC.md "Writes").
+ *
+ * A file opened for writing gets a staging copy in the cache directory
+ * (DIR/staging/INO-GEN): empty for O_TRUNC and new files, else a copy of
+ * the object. Reads and writes of that inode go to the staging file, so
+ * every reader on this mount sees written data at once. When the last
+ * writer closes (flush of its last descriptor, or release), the file is
+ * fsynced, a journal row is committed with synchronous=FULL, and only then
+ * does close return; the upload runs in the background (upload.c). The
+ * state machine is drawn above struct wfile in fs-int.h.
+ *
+ * LOCK ORDER: w->lock before fs->lock. Never take w->lock holding fs->lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bucketfs/util.h"
+#include "fs-int.h"
+
+#define COPY_CHUNK (1u << 20)
+
+static size_t wslot(uint64_t ino)
+{
+    return (size_t)(ino % WFILE_BUCKETS);
+}
+
+static struct wfile *table_find(struct bfs_fs *fs, uint64_t ino)
+{
+    for (struct wfile *w = fs->wfiles[wslot(ino)]; w; w = w->next)
+        if (w->ino == ino)
+            return w;
+    return NULL;
+}
+
+struct wfile *fs_wfile_find(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w;
+
+    pthread_mutex_lock(&fs->lock);
+    w = table_find(fs, ino);
+    if (w)
+        w->refs++;
+    pthread_mutex_unlock(&fs->lock);
+    return w;
+}
+
+static void wfile_free(struct wfile *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
+
+void fs_wfile_put(struct bfs_fs *fs, struct wfile *w)
+{
+    int last;
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&fs->lock);
+    last = --w->refs == 0;
+    pthread_mutex_unlock(&fs->lock);
+    if (last)
+        wfile_free(w);
+}
+
+/* Takes w out of the table (dropping the table's reference). */
+static void table_remove(struct bfs_fs *fs, struct wfile *w)
+{
+    int last = 0;
+
+    pthread_mutex_lock(&fs->lock);
+    for (struct wfile **pp = &fs->wfiles[wslot(w->ino)]; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            last = --w->refs == 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fs->lock);
+    if (last)
+        wfile_free(w);
+}
+
+static struct wfile *wfile_new(uint64_t ino, int fd, uint64_t gen)
+{
+    struct wfile *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->ino = ino;
+    w->fd = fd;
+    w->gen = gen;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    return w;
+}
+
+/* Copies the object's bytes into the staging file, through the block cache. */
+static int fill(struct bfs_fs *fs, uint64_t ino, int fd, uint64_t size)
+{
+    struct bfs_file *f = NULL;
+    char *buf = malloc(COPY_CHUNK);
+    uint64_t off = 0;
+    int r = buf ? bfs_fs_open(fs, ino, O_RDONLY, &f) : -ENOMEM;
+
+    while (r == 0 && off < size) {
+        ssize_t n = bfs_fs_read(fs, f, buf, COPY_CHUNK, (off_t)off);
+
+        if (n <= 0) {
+            r = n < 0 ? (int)n : -EIO; /* shorter than its size said */
+            break;
+        }
+        if (pwrite(fd, buf, (size_t)n, (off_t)off) != n)
+            r = -errno ? -errno : -EIO;
+        off += (uint64_t)n;
+    }
+    if (f)
+        bfs_fs_release(fs, f);
+    free(buf);
+    return r;
+}
+
+static int open_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen, int flags)
+{
+    char path[4096];
+    int fd;
+
+    bfs_store_staging_path(fs->store, ino, gen, path, sizeof(path));
+    fd = open(path, flags | O_RDWR | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+static void unlink_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen)
+{
+    char path[4096];
+
+    bfs_store_staging_path(fs->store, ino, gen, path, sizeof(path));
+    (void)unlink(path);
+}
+
+/* A new wfile for ino from its node: staging gen 1, filled unless truncate. */
+static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret)
+{
+    struct bfs_node n;
+    struct stat st;
+    struct wfile *w;
+    int fd, r;
+
+    r = bfs_store_node_get(fs->store, ino, &n);
+    if (r < 0)
+        return r == -ENOENT ? -ESTALE : r;
+    if (n.kind == BFS_KIND_DIR)
+        return -EISDIR;
+    fd = open_staging(fs, ino, 1, O_CREAT | O_TRUNC);
+    if (fd < 0)
+        return fd;
+    r = truncate || n.size == 0 ? 0 : fill(fs, ino, fd, n.size);
+    w = r == 0 ? wfile_new(ino, fd, 1) : NULL;
+    if (!w) {
+        close(fd);
+        unlink_staging(fs, ino, 1);
+        return r < 0 ? r : -ENOMEM;
+    }
+    fs_node_to_stat(fs, &n, &st);
+    w->size = truncate ? 0 : n.size;
+    w->mtime_ns = n.mtime_ns;
+    w->mode = st.st_mode;
+    w->uid = st.st_uid;
+    w->gid = st.st_gid;
+    w->dirty = truncate && n.size > 0;
+    w->remote = n.etag[0] != '\0';
+    *ret = w;
+    return 0;
+}
+
+int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret)
+{
+    struct wfile *w;
+    int r;
+
+    /* one creator at a time, so two never fill the same staging file */
+    pthread_mutex_lock(&fs->wcreate);
+    w = fs_wfile_find(fs, ino);
+    if (!w) {
+        r = create(fs, ino, truncate, &w);
+        if (r < 0) {
+            pthread_mutex_unlock(&fs->wcreate);
+            return r;
+        }
+        pthread_mutex_lock(&fs->lock);
+        w->refs = 2; /* the table's and the caller's */
+        w->next = fs->wfiles[wslot(ino)];
+        fs->wfiles[wslot(ino)] = w;
+        pthread_mutex_unlock(&fs->lock);
+        pthread_mutex_unlock(&fs->wcreate);
+        *ret = w;
+        return 0;
+    }
+    pthread_mutex_unlock(&fs->wcreate);
+    if (truncate) {
+        pthread_mutex_lock(&w->lock);
+        r = fs_wfile_truncate_locked(fs, w, 0);
+        pthread_mutex_unlock(&w->lock);
+        if (r < 0) {
+            fs_wfile_put(fs, w);
+            return r;
+        }
+    }
+    *ret = w;
+    return 0;
+}
+
+/* Before the first change after a commit: move to generation gen+1, as a
+ * copy, so that an upload of gen keeps reading an unchanging file. */
+static int unseal(struct bfs_fs *fs, struct wfile *w)
+{
+    int fd, r = 0;
+    off_t in = 0, out = 0;
+    uint64_t left = w->size;
+
+    if (!w->sealed)
+        return 0;
+    fd = open_staging(fs, w->ino, w->gen + 1, O_CREAT | O_TRUNC);
+    if (fd < 0)
+        return fd;
+    while (left > 0 && r == 0) {
+        ssize_t n = copy_file_range(w->fd, &in, fd, &out, left, 0);
+
+        if (n <= 0)
+            r = n < 0 ? -errno : -EIO;
+        else
+            left -= (uint64_t)n;
+    }
+    if (r < 0) {
+        close(fd);
+        unlink_staging(fs, w->ino, w->gen + 1);
+        return r;
+    }
+    close(w->fd);
+    /* gen's file stays for its upload, which removes it when done; if that
+     * upload already finished, nobody needs it any more */
+    if (!w->uploading && !w->queued && w->done_gen >= w->gen)
+        unlink_staging(fs, w->ino, w->gen);
+    w->fd = fd;
+    w->gen++;
+    w->sealed = 0;
+    return 0;
+}
+
+int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w)
+{
+    char from[4096], to[4096];
+
+    if (!w->sealed)
+        return 0;
+    /* same bytes, new name: a hard link is enough */
+    bfs_store_staging_path(fs->store, w->ino, w->gen, from, sizeof(from));
+    bfs_store_staging_path(fs->store, w->ino, w->gen + 1, to, sizeof(to));
+    (void)unlink(to);
+    if (link(from, to) < 0)
+        return unseal(fs, w);
+    if (!w->uploading && !w->queued && w->done_gen >= w->gen)
+        (void)unlink(from);
+    w->gen++;
+    w->sealed = 0;
+    return 0;
+}
+
+int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size)
+{
+    int r = unseal(fs, w);
+
+    if (r == 0 && ftruncate(w->fd, (off_t)size) < 0)
+        r = -errno;
+    if (r == 0) {
+        w->size = size;
+        w->mtime_ns = bfs_now_ns();
+        w->dirty = 1;
+    }
+    return r;
+}
+
+ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
+                       off_t off)
+{
+    ssize_t n;
+    int r;
+
+    pthread_mutex_lock(&w->lock);
+    r = unseal(fs, w);
+    if (r < 0) {
+        pthread_mutex_unlock(&w->lock);
+        return r;
+    }
+    n = pwrite(w->fd, buf, size, off);
+    if (n < 0) {
+        n = -errno; /* ENOSPC: the cache disk is full; nothing committed is lost */
+    } else {
+        if ((uint64_t)off + (uint64_t)n > w->size)
+            w->size = (uint64_t)off + (uint64_t)n;
+        w->mtime_ns = bfs_now_ns();
+        w->dirty = 1;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off)
+{
+    ssize_t n;
+
+    pthread_mutex_lock(&w->lock);
+    n = pread(w->fd, buf, size, off);
+    if (n < 0)
+        n = -errno;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
+{
+    struct bfs_upload u = {.ino = w->ino, .gen = w->gen, .size = w->size,
+                           .mtime_ns = w->mtime_ns, .mode = w->mode, .uid = w->uid,
+                           .gid = w->gid};
+    struct mapping *m;
+    struct bfs_node n;
+    char *key = NULL;
+    int r;
+
+    if (!w->dirty)
+        return 0;
+    if (fsync(w->fd) < 0)
+        return -errno;
+    r = fs_inode_target(fs, w->ino, &m, &key, NULL);
+    if (r < 0)
+        return r;
+    u.map = m->name;
+    u.key = key;
+    r = bfs_store_upload_put(fs->store, &u);
+    free(key);
+    if (r < 0)
+        return r;
+    if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {
+        n.size = w->size;
+        n.mtime_ns = w->mtime_ns;
+        n.mode = w->mode;
+        n.uid = w->uid;
+        n.gid = w->gid;
+        n.meta = BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME;
+        n.etag[0] = '\0';
+        n.local = 1;
+        n.fetched_ns = bfs_now_ns();
+        (void)bfs_store_node_update(fs->store, &n);
+    }
+    w->dirty = 0;
+    w->sealed = 1;
+    w->queued = 1;
+    w->last_err = 0;
+    fs_upload_enqueue(fs, w->ino);
+    return 0;
+}
+
+/* Drops a wfile nobody needs: uploaded, unused. Caller holds w->lock. */
+static int idle(const struct wfile *w)
+{
+    return w->opens == 0 && !w->dirty && !w->uploading && !w->queued && w->done_gen >= w->gen;
+}
+
+void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w)
+{
+    int drop;
+
+    pthread_mutex_lock(&w->lock);
+    drop = idle(w) || (w->deleted && w->opens == 0 && !w->uploading);
+    if (drop)
+        unlink_staging(fs, w->ino, w->gen);
+    pthread_mutex_unlock(&w->lock);
+    if (drop)
+        table_remove(fs, w);
+}
+
+int fs_wfile_wait_upload(struct bfs_fs *fs, struct wfile *w, uint64_t gen)
+{
+    int r;
+
+    (void)fs;
+    while (w->done_gen < gen && !w->deleted && (w->uploading || w->queued) &&
+           w->last_err == 0)
+        pthread_cond_wait(&w->cond, &w->lock);
+    r = w->done_gen >= gen || w->deleted ? 0 : w->last_err ? w->last_err : -EIO;
+    return r;
+}
+
+int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+    int r = 0;
+
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    if (w->dirty)
+        r = fs_wfile_commit(fs, w);
+    if (r == 0)
+        r = fs_wfile_wait_upload(fs, w, w->gen);
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_put(fs, w);
+    return r;
+}
+
+void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+
+    (void)bfs_store_upload_delete(fs->store, ino);
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->deleted = 1;
+    w->dirty = 0;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_maybe_drop(fs, w);
+    fs_wfile_put(fs, w);
+}
+
+void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    st->st_size = (off_t)w->size;
+    st->st_blocks = (blkcnt_t)((w->size + 511) / 512);
+    st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
+    st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
+    st->st_ctim = st->st_mtim;
+    st->st_mode = (st->st_mode & S_IFMT) | (w->mode & 07777);
+    st->st_uid = w->uid;
+    st->st_gid = w->gid;
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_put(fs, w);
+}
+
+static int recover_one(void *ctx, const struct bfs_upload *u)
+{
+    struct bfs_fs *fs = ctx;
+    struct wfile *w;
+    int fd = open_staging(fs, u->ino, u->gen, 0);
+
+    if (fd < 0) {
+        bfs_err("upload journal: staging file of %s (inode %llu) is missing: %s", u->key,
+                (unsigned long long)u->ino, strerror(-fd));
+        (void)bfs_store_upload_failed(fs->store, u->ino, u->gen, 1, "staging file missing",
+                                      INT64_MAX);
+        return 0;
+    }
+    w = wfile_new(u->ino, fd, u->gen);
+    if (!w) {
+        close(fd);
+        return -ENOMEM;
+    }
+    w->size = u->size;
+    w->mtime_ns = u->mtime_ns;
+    w->mode = u->mode;
+    w->uid = u->uid;
+    w->gid = u->gid;
+    w->sealed = 1;
+    w->queued = 1;
+    w->refs = 1;
+    pthread_mutex_lock(&fs->lock);
+    w->next = fs->wfiles[wslot(u->ino)];
+    fs->wfiles[wslot(u->ino)] = w;
+    pthread_mutex_unlock(&fs->lock);
+    fs_upload_enqueue(fs, u->ino);
+    return 0;
+}
+
+int fs_wfiles_recover(struct bfs_fs *fs)
+{
+    return bfs_store_uploads(fs->store, recover_one, fs);
+}
