@@ -203,6 +203,11 @@ static struct mapping *mapping_named(struct bfs_fs *fs, const char *name)
     pthread_mutex_lock(&fs->lock);
     m = fs_mapping_by_name(fs, name);
     pthread_mutex_unlock(&fs->lock);
+    if (!m && fs->auto_maps && fs_maps_refresh(fs) == 0) { /* buckets not listed yet */
+        pthread_mutex_lock(&fs->lock);
+        m = fs_mapping_by_name(fs, name);
+        pthread_mutex_unlock(&fs->lock);
+    }
     return m;
 }
 
