@@ -44,13 +44,27 @@ for s in $servers; do
   step "integration ($s)" scripts/with-server.sh "$s" tests/integration/run.sh build
 done
 
+# The mount daemon detaches from the terminal, so sanitizer reports go to
+# files (log_path), and any report there fails the run.
+no_reports() {
+  local f found=0
+  for f in "$reports"/*; do
+    [ -s "$f" ] || continue
+    found=1; echo "--- sanitizer report $f"; head -60 "$f"
+  done
+  [ "$found" = 0 ]
+}
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
-  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98
+  reports=$(mktemp -d /tmp/bfs-sanitizer.XXXXXX)
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99:log_path=$reports/asan"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98:log_path=$reports/ubsan"
   step "build (asan+ubsan)" build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debug
   step "unit tests (asan+ubsan)" meson test -C build-asan --suite unit --print-errorlogs
   step "integration (s3rver, asan+ubsan)" scripts/with-server.sh s3rver tests/integration/run.sh build-asan
+  step "no sanitizer reports" no_reports
+  unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
