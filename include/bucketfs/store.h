@@ -76,8 +76,8 @@ int bfs_store_node_lookup(struct bfs_store *s, uint64_t parent, const char *name
 int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n);
 /* Marks a child absent (a lookup found nothing there). */
 int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name);
-/* Creates (or takes over) parent/name with every field of n, local flag
- * included; writes the inode into n->ino. */
+/* Creates parent/name with every field of n, local flag included, as a
+ * new inode (any old row of that name goes); writes the inode into n->ino. */
 int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n);
 /* Rewrites every attribute of row n->ino (not its place). */
 int bfs_store_node_update(struct bfs_store *s, const struct bfs_node *n);

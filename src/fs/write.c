@@ -228,7 +228,7 @@ static int unseal(struct bfs_fs *fs, struct wfile *w)
     off_t in = 0, out = 0;
     uint64_t left = w->size;
 
-    if (!w->sealed)
+    if (!w->sealed || w->deleted) /* an unlinked file is never sent again */
         return 0;
     fd = open_staging(fs, w->ino, w->gen + 1, O_CREAT | O_TRUNC);
     if (fd < 0)
@@ -337,8 +337,8 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     char *key = NULL;
     int r;
 
-    if (!w->dirty)
-        return 0;
+    if (!w->dirty || w->deleted)
+        return 0; /* nothing new, or unlinked: nothing to send */
     if (fsync(w->fd) < 0)
         return -errno;
     r = fs_inode_target(fs, w->ino, &m, &key, NULL);
@@ -381,7 +381,7 @@ void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w)
     int drop;
 
     pthread_mutex_lock(&w->lock);
-    drop = idle(w) || (w->deleted && w->opens == 0 && !w->uploading);
+    drop = idle(w) && !w->deleted; /* a deleted one has left the table already */
     if (drop)
         unlink_staging(fs, w->ino, w->gen);
     pthread_mutex_unlock(&w->lock);
@@ -428,9 +428,12 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
     pthread_mutex_lock(&w->lock);
     w->deleted = 1;
     w->dirty = 0;
+    /* open handles keep reading and writing the unlinked file through their
+     * descriptor, as on a local disk; the name is free at once */
+    unlink_staging(fs, w->ino, w->gen);
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
-    fs_wfile_maybe_drop(fs, w);
+    table_remove(fs, w);
     fs_wfile_put(fs, w);
 }
 

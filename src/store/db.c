@@ -87,11 +87,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0 WHERE ino = ?1",
     [ST_NODE_INSERT] = "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid,"
                        " gid, meta, fetched_ns, local, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-                       " ?7, ?8, ?9, ?10, ?11, ?12, 1) ON CONFLICT(parent, name) DO UPDATE SET"
-                       " kind = excluded.kind, size = excluded.size, etag = excluded.etag,"
-                       " mtime_ns = excluded.mtime_ns, mode = excluded.mode, uid = excluded.uid,"
-                       " gid = excluded.gid, meta = excluded.meta, fetched_ns = excluded.fetched_ns,"
-                       " local = excluded.local, present = 1 RETURNING ino",
+                       " ?7, ?8, ?9, ?10, ?11, ?12, 1) RETURNING ino",
+    [ST_NODE_DROP_NAME] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2",
     [ST_LISTING_GET] = "SELECT listed_ns FROM listings WHERE ino = ?1",
     [ST_LISTING_SET] = "INSERT OR REPLACE INTO listings(ino, listed_ns) VALUES (?1, ?2)",
     [ST_LISTING_DEL] = "DELETE FROM listings WHERE ino = ?1",

@@ -137,22 +137,42 @@ static void bind_attrs(sqlite3_stmt *st, const struct bfs_node *n, int first)
 
 int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_INSERT);
+    struct store_conn *c = store_conn(s);
+    sqlite3_stmt *st;
     int rc, r;
 
-    if (!st)
+    if (!c)
         return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
-    sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
-    bind_attrs(st, n, 3);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        n->ino = (uint64_t)sqlite3_column_int64(st, 0);
-        r = 0;
-    } else {
-        r = store_errno(rc) ? store_errno(rc) : -EIO;
+    r = store_exec(store_stmt(c, ST_BEGIN));
+    if (r < 0)
+        return r;
+    /* a new file gets a new inode number, never the one of a deleted file
+     * that some process may still hold open */
+    st = store_stmt(c, ST_NODE_DROP_NAME);
+    r = st ? 0 : -EIO;
+    if (r == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
+        sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+        r = store_exec(st);
     }
-    sqlite3_reset(st);
+    st = r == 0 ? store_stmt(c, ST_NODE_INSERT) : NULL;
+    if (r == 0 && !st)
+        r = -EIO;
+    if (r == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
+        sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
+        bind_attrs(st, n, 3);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            n->ino = (uint64_t)sqlite3_column_int64(st, 0);
+        else
+            r = store_errno(rc) ? store_errno(rc) : -EIO;
+        sqlite3_reset(st);
+    }
+    if (r == 0)
+        r = store_exec(store_stmt(c, ST_COMMIT));
+    if (r < 0)
+        (void)store_exec(store_stmt(c, ST_ROLLBACK));
     return r;
 }
 
