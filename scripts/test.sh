@@ -59,12 +59,13 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   reports=$(mktemp -d /tmp/bfs-sanitizer.XXXXXX)
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99:log_path=$reports/asan"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=98:log_path=$reports/ubsan"
+  export BFS_RSS_LIMIT_MIB=1024 # ASan's quarantine holds freed memory
   step "build (asan+ubsan)" build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debug
   step "unit tests (asan+ubsan)" meson test -C build-asan --suite unit --print-errorlogs
   step "integration (s3rver, asan+ubsan)" scripts/with-server.sh s3rver tests/integration/run.sh build-asan
   step "no sanitizer reports" no_reports
-  unset ASAN_OPTIONS UBSAN_OPTIONS
+  unset ASAN_OPTIONS UBSAN_OPTIONS BFS_RSS_LIMIT_MIB
 fi
 
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

@@ -441,6 +441,7 @@ int bfs_fuse_new(const char *opts, struct bfs_fuse **ret, char *err, size_t errl
         argv[argc++] = "-d";
     args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
     f->se = fuse_session_new(&args, &ops, sizeof(ops), f);
+    fuse_opt_free_args(&args); /* the session copied what it needs */
     if (!f->se) {
         snprintf(err, errlen, "cannot start a FUSE session (options: %s)", opts ? opts : "");
         free(f);

@@ -824,7 +824,9 @@ class DataTest(MountTestCase):
              "%d GETs, %d read-ahead blocks", t1 - t0, t2 - t1, t3 - t2, 1024 / (t3 - t2),
              hwm0, hwm, s["by_op"]["get"], s["readahead_blocks"])
         self.assertEqual(got, (want, size), "md5 and length of 1 GiB read through the mount")
-        self.assertLess(hwm, 200, "daemon peak RSS (VmHWM) %.1f MiB while reading 1 GiB" % hwm)
+        # sanitizer builds keep freed memory in quarantine: test.sh raises the limit there
+        limit = float(os.environ.get("BFS_RSS_LIMIT_MIB", "200"))
+        self.assertLess(hwm, limit, "daemon peak RSS (VmHWM) %.1f MiB while reading 1 GiB" % hwm)
 
 
 # ------------------------------------------------------ change detection
