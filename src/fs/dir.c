@@ -30,6 +30,8 @@ struct bfs_dir {
     uint64_t ino;
     struct dir_entry *e;
     size_t n, cap;
+    struct bfs_fs *fs;            /* immutable */
+    struct bfs_dir *prev, *next;  /* fs->dirs, guarded by fs->lock */
 };
 
 struct listing {
@@ -81,7 +83,8 @@ static void dedupe(struct bfs_fs *fs, struct listing *l)
 {
     size_t o = 0;
 
-    qsort(l->nodes, l->n, sizeof(*l->nodes), cmp_node);
+    if (l->n > 1) /* qsort wants a valid pointer even for nothing */
+        qsort(l->nodes, l->n, sizeof(*l->nodes), cmp_node);
     for (size_t i = 0; i < l->n; i++) {
         if (o > 0 && strcmp(l->nodes[o - 1].name, l->nodes[i].name) == 0) {
             atomic_fetch_add(&fs->skipped_keys, 1); /* shadowed by the directory */
@@ -252,6 +255,13 @@ int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
     }
     for (size_t i = 0; i < d->n; i++)
         fs_node_to_stat(fs, &d->e[i].node, &d->e[i].st);
+    d->fs = fs;
+    pthread_mutex_lock(&fs->lock);
+    d->next = fs->dirs;
+    if (fs->dirs)
+        fs->dirs->prev = d;
+    fs->dirs = d;
+    pthread_mutex_unlock(&fs->lock);
     *ret = d;
     return 0;
 }
@@ -260,6 +270,16 @@ void bfs_fs_closedir(struct bfs_dir *d)
 {
     if (!d)
         return;
+    if (d->fs) {
+        pthread_mutex_lock(&d->fs->lock);
+        if (d->prev)
+            d->prev->next = d->next;
+        else if (d->fs->dirs == d)
+            d->fs->dirs = d->next;
+        if (d->next)
+            d->next->prev = d->prev;
+        pthread_mutex_unlock(&d->fs->lock);
+    }
     for (size_t i = 0; i < d->n; i++)
         free(d->e[i].name);
     free(d->e);

@@ -137,6 +137,7 @@ struct bfs_file {
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */
     int seq;              /* consecutive sequential reads */
+    struct bfs_file *prev, *next; /* fs->files, guarded by fs->lock */
 };
 
 /* The upload queue (upload.c). */
@@ -177,6 +178,9 @@ struct bfs_fs {
     struct wfile *wfiles[WFILE_BUCKETS]; /* guarded by lock */
     pthread_mutex_t wcreate;  /* serializes making staging files */
     struct uploader up;
+    struct bfs_dir *dirs;     /* open directory snapshots, guarded by lock */
+    struct bfs_file *files;   /* open handles, guarded by lock: freed at the end
+                               * when the kernel went away without releasing them */
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets;
 };
@@ -228,6 +232,9 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
 void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st);
 /* Waits until no upload of ino runs and none is queued or pending. */
 int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
+
+/* Records an open handle (so that bfs_fs_free can release leftovers). */
+void fs_file_track(struct bfs_fs *fs, struct bfs_file *f);
 
 /* ---- upload.c ---- */
 int fs_uploader_start(struct bfs_fs *fs, int nthreads);

@@ -206,6 +206,12 @@ void bfs_fs_free(struct bfs_fs *fs)
 {
     if (!fs)
         return;
+    /* handles the kernel never released (a lazy unmount with files open):
+     * their dirty data goes to the journal like any close */
+    while (fs->files)
+        bfs_fs_release(fs, fs->files);
+    while (fs->dirs)
+        bfs_fs_closedir(fs->dirs);
     fs_uploader_stop(fs);
     fs_workers_stop(&fs->workers);
     for (size_t i = 0; i < WFILE_BUCKETS; i++) {

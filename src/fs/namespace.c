@@ -147,6 +147,7 @@ int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t m
     f->w = w;
     f->writable = 1;
     f->t.ino = n.ino;
+    fs_file_track(fs, f);
     *ret_f = f;
     return 0;
 }

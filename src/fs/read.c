@@ -278,8 +278,33 @@ static int open_staged(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_fi
     w->opens++;
     w->writers += writable;
     pthread_mutex_unlock(&w->lock);
+    fs_file_track(fs, f);
     *ret = f;
     return 0;
+}
+
+void fs_file_track(struct bfs_fs *fs, struct bfs_file *f)
+{
+    pthread_mutex_lock(&fs->lock);
+    f->prev = NULL;
+    f->next = fs->files;
+    if (fs->files)
+        fs->files->prev = f;
+    fs->files = f;
+    pthread_mutex_unlock(&fs->lock);
+}
+
+static void file_untrack(struct bfs_fs *fs, struct bfs_file *f)
+{
+    pthread_mutex_lock(&fs->lock);
+    if (f->prev)
+        f->prev->next = f->next;
+    else if (fs->files == f)
+        fs->files = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    f->prev = f->next = NULL;
+    pthread_mutex_unlock(&fs->lock);
 }
 
 int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret)
@@ -318,6 +343,7 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     f->t.ino = ino;
     f->t.size = n.size;
     memcpy(f->t.etag, n.etag, sizeof(f->t.etag));
+    fs_file_track(fs, f);
     *ret = f;
     return 0;
 }
@@ -370,6 +396,7 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
 
     if (!f)
         return;
+    file_untrack(fs, f);
     w = f->w;
     if (w) {
         pthread_mutex_lock(&w->lock);
