@@ -116,6 +116,11 @@ int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *attr, int
 ssize_t bfs_fs_getxattr(struct bfs_fs *fs, uint64_t ino, const char *name, char *buf,
                         size_t size);
 ssize_t bfs_fs_listxattr(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size);
+/* user.* only (S3 metadata holds 2 KB in all: -ENOSPC beyond). flags:
+ * XATTR_CREATE, XATTR_REPLACE. */
+int bfs_fs_setxattr(struct bfs_fs *fs, uint64_t ino, const char *name, const char *value,
+                    size_t size, int flags);
+int bfs_fs_removexattr(struct bfs_fs *fs, uint64_t ino, const char *name);
 
 struct statvfs;
 void bfs_fs_statfs(struct bfs_fs *fs, struct statvfs *ret);

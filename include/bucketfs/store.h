@@ -100,6 +100,22 @@ int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent);
 int bfs_store_children(struct bfs_store *s, uint64_t parent,
                        int (*fn)(void *ctx, const struct bfs_node *n), void *ctx);
 
+/* ---- extended attributes (store/nodes.c) ----
+ * user.* attributes of a node, as last read from its object or set here. */
+
+/* Copies the value into buf (size 0: just its length); -ENODATA if none,
+ * -ERANGE if buf is too small. */
+ssize_t bfs_store_xattr_get(struct bfs_store *s, uint64_t ino, const char *name, void *buf,
+                            size_t size);
+int bfs_store_xattr_set(struct bfs_store *s, uint64_t ino, const char *name, const void *value,
+                        size_t len);
+int bfs_store_xattr_remove(struct bfs_store *s, uint64_t ino, const char *name);
+int bfs_store_xattr_clear(struct bfs_store *s, uint64_t ino);
+/* Every attribute of ino; fn returns non-zero to stop. */
+int bfs_store_xattrs(struct bfs_store *s, uint64_t ino,
+                     int (*fn)(void *ctx, const char *name, const void *value, size_t len),
+                     void *ctx);
+
 /* ---- upload journal (store/journal.c) ----
  * One row per file written here and not yet in S3, committed with
  * synchronous=FULL so that it survives power loss once close returned.

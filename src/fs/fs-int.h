@@ -215,6 +215,8 @@ int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
  * Caller holds w->lock. */
 int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w);
 int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size);
+/* Metadata changed: commit it (as a new generation) unless writers will. */
+int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w);
 /* Moves a sealed wfile to gen+1 with the same bytes (metadata change). */
 int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w);
 ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
@@ -241,9 +243,25 @@ int fs_uploader_start(struct bfs_fs *fs, int nthreads);
 void fs_uploader_stop(struct bfs_fs *fs);
 void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino);
 const char *fs_content_type(const char *key);
-/* Metadata headers for mode, uid, gid and mtime (s3fs style). */
-int fs_meta_for(struct bfs_s3_meta *m, uint32_t mode, uint32_t uid, uint32_t gid,
-                int64_t mtime_ns);
+/* Metadata headers for mode, uid, gid and mtime (s3fs style), and for the
+ * user.* attributes of ino (0: none). */
+int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t mode,
+                uint32_t uid, uint32_t gid, int64_t mtime_ns);
+
+/* ---- xattr.c ---- */
+/* "xattr-" + the attribute name after "user.", escaped so that S3's
+ * lower-casing of metadata names loses nothing. */
+int fs_xattr_meta_name(const char *name, struct bfs_buf *out);
+/* Replaces ino's stored attributes with those in object metadata m. */
+int fs_xattrs_import(struct bfs_fs *fs, uint64_t ino, const struct bfs_s3_meta *m);
+
+/* ---- namespace.c ---- */
+/* Rewrites the metadata of an object with a copy onto itself. */
+int fs_rewrite_meta(struct bfs_fs *fs, struct mapping *m, const char *key,
+                    const struct bfs_node *n, char etag[BFS_S3_ETAG_MAX]);
+/* PUTs a small object (directory marker, symlink, special file) with metadata. */
+int fs_put_small(struct bfs_fs *fs, struct mapping *m, const char *key, const char *body,
+                 const struct bfs_node *n, const char *ctype, char etag[BFS_S3_ETAG_MAX]);
 
 /* ---- namespace.c / dir.c ---- */
 int fs_list_remote(struct bfs_fs *fs, uint64_t ino);

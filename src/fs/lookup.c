@@ -19,6 +19,7 @@ struct list_probe {
     const char *bucket;
     const char *prefix;
     int found;
+    int marker;  /* the first key is the "dir/" marker itself */
     int err;
 };
 
@@ -31,6 +32,7 @@ static void *probe_dir(void *arg)
     p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &pg, NULL);
     if (p->err == 0) {
         p->found = pg.nobjects > 0 || pg.nprefixes > 0;
+        p->marker = pg.nobjects > 0 && strcmp(pg.objects[0].key, p->prefix) == 0;
         bfs_s3_list_page_done(&pg);
     }
     return NULL;
@@ -78,10 +80,18 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     if (probe.err < 0 && probe.err != -ENOENT) {
         r = probe.err;
     } else if (probe.found) {
-        n.kind = BFS_KIND_DIR;
-        n.mtime_ns = head == 0 ? o.mtime_ns : bfs_now_ns();
         if (head == 0)
             atomic_fetch_add(&fs->skipped_keys, 1); /* object shadowed by the directory */
+        bfs_s3_object_done(&o);
+        /* a marker carries the directory's mode, owner, times, attributes */
+        head = probe.marker ? bfs_s3_head_object(m->client, m->bucket, dir.data, &o, NULL) : -1;
+        if (head == 0)
+            fs_node_from_object(&n, &o, 1);
+        else
+            n.mtime_ns = bfs_now_ns();
+        n.kind = BFS_KIND_DIR;
+        n.size = 0;
+        n.etag[0] = '\0';
         r = 0;
     } else if (head == 0) {
         fs_node_from_object(&n, &o, 1);
@@ -91,6 +101,8 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     }
     if (r == 0)
         r = bfs_store_node_put(fs->store, &n);
+    if (r == 0 && head == 0)
+        r = fs_xattrs_import(fs, n.ino, &o.meta);
     if (r == 0)
         *ret = n;
 out:
@@ -183,9 +195,11 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
         return r;
     memcpy(old, n->etag, sizeof(old));
     fs_node_from_object(n, &o, 1);
-    bfs_s3_object_done(&o);
     n->fetched_ns = bfs_now_ns();
     r = bfs_store_node_put(fs->store, n);
+    if (r == 0)
+        r = fs_xattrs_import(fs, ino, &o.meta);
+    bfs_s3_object_done(&o);
     if (r == 0 && strcmp(old, n->etag) != 0)
         (void)bfs_store_blocks_drop(fs->store, ino, n->etag); /* old version's blocks */
     return r;

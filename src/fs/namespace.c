@@ -91,14 +91,13 @@ static void new_node(struct bfs_node *n, uint64_t parent, const char *name, int 
     n->meta = BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME | BFS_META_HEADED;
 }
 
-/* PUTs a small object (marker, symlink, special file) with metadata. */
-static int put_small(struct mapping *m, const char *key, const char *body, const struct bfs_node *n,
-                     const char *ctype, char etag[BFS_S3_ETAG_MAX])
+int fs_put_small(struct bfs_fs *fs, struct mapping *m, const char *key, const char *body,
+                 const struct bfs_node *n, const char *ctype, char etag[BFS_S3_ETAG_MAX])
 {
     struct bfs_s3_meta meta = {0};
     struct bfs_s3_put_params p = {.meta = &meta, .content_type = ctype};
     struct bfs_s3_body b = {.data = body, .fd = -1, .length = strlen(body)};
-    int r = fs_meta_for(&meta, n->mode, n->uid, n->gid, n->mtime_ns);
+    int r = fs_meta_for(fs, n->ino, &meta, n->mode, n->uid, n->gid, n->mtime_ns);
 
     if (r == 0)
         r = bfs_s3_put_object(m->client, m->bucket, key, &b, &p, etag, NULL);
@@ -166,7 +165,7 @@ int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mo
         r = -ENOMEM;
     new_node(&n, parent, name, BFS_KIND_DIR, S_IFDIR | (mode & 07777), uid, gid);
     if (r == 0)
-        r = put_small(m, key, "", &n, "application/x-directory", etag);
+        r = fs_put_small(fs, m, key, "", &n, "application/x-directory", etag);
     if (r == 0)
         r = add_child(fs, &n, ret);
     if (r == 0) /* a new directory is known to be empty: no LIST needed */
@@ -193,7 +192,7 @@ int bfs_fs_symlink(struct bfs_fs *fs, const char *target, uint64_t parent, const
     new_node(&n, parent, name, BFS_KIND_SYMLINK, S_IFLNK | 0777, uid, gid);
     n.size = strlen(target);
     if (r == 0)
-        r = put_small(m, key, target, &n, "application/octet-stream", etag);
+        r = fs_put_small(fs, m, key, target, &n, "application/octet-stream", etag);
     if (r == 0) {
         bfs_s3_etag_normalize(etag, n.etag);
         r = add_child(fs, &n, ret);
@@ -219,7 +218,7 @@ int bfs_fs_mknod(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mo
         r = -ENOMEM;
     new_node(&n, parent, name, BFS_KIND_FILE, mode, uid, gid);
     if (r == 0)
-        r = put_small(m, key, "", &n, "application/octet-stream", etag);
+        r = fs_put_small(fs, m, key, "", &n, "application/octet-stream", etag);
     if (r == 0) {
         bfs_s3_etag_normalize(etag, n.etag);
         r = add_child(fs, &n, ret);
@@ -576,8 +575,8 @@ out:
 
 /* chmod/chown/utimens of an object in S3: a copy onto itself with the new
  * metadata, keeping its content type and other metadata. */
-static int rewrite_meta(struct mapping *m, const char *key, const struct bfs_node *n,
-                        char etag[BFS_S3_ETAG_MAX])
+int fs_rewrite_meta(struct bfs_fs *fs, struct mapping *m, const char *key,
+                    const struct bfs_node *n, char etag[BFS_S3_ETAG_MAX])
 {
     struct bfs_s3_object o = {0};
     struct bfs_s3_meta meta = {0};
@@ -589,12 +588,13 @@ static int rewrite_meta(struct mapping *m, const char *key, const struct bfs_nod
     for (size_t i = 0; i < o.meta.n && r == 0; i++) {
         const char *name = o.meta.names[i];
 
+        /* ours are set below; other tools' metadata is kept */
         if (strcmp(name, "mode") && strcmp(name, "uid") && strcmp(name, "gid") &&
-            strcmp(name, "mtime"))
+            strcmp(name, "mtime") && strncmp(name, "xattr-", 6))
             r = bfs_s3_meta_add(&meta, name, o.meta.values[i]);
     }
     if (r == 0)
-        r = fs_meta_for(&meta, n->mode, n->uid, n->gid, n->mtime_ns);
+        r = fs_meta_for(fs, n->ino, &meta, n->mode, n->uid, n->gid, n->mtime_ns);
     p.content_type = o.content_type;
     p.if_match = o.etag; /* not over a version someone else just wrote */
     if (r == 0)
@@ -703,9 +703,9 @@ int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int se
         } else {
             apply_attrs(&n, a, set);
             if (kind == BFS_KIND_DIR) /* a marker carries a directory's metadata */
-                r = put_small(m, key, "", &n, "application/x-directory", etag);
+                r = fs_put_small(fs, m, key, "", &n, "application/x-directory", etag);
             else
-                r = rewrite_meta(m, key, &n, etag);
+                r = fs_rewrite_meta(fs, m, key, &n, etag);
             if (r == 0) {
                 if (kind != BFS_KIND_DIR)
                     bfs_s3_etag_normalize(etag, n.etag);

@@ -53,12 +53,37 @@ const char *fs_content_type(const char *key)
     return "application/octet-stream";
 }
 
-int fs_meta_for(struct bfs_s3_meta *m, uint32_t mode, uint32_t uid, uint32_t gid,
-                int64_t mtime_ns)
+/* Adds x-amz-meta-xattr-NAME = base64(value) for each user.* attribute. */
+static int add_xattr(void *ctx, const char *name, const void *value, size_t len)
+{
+    struct bfs_s3_meta *m = ctx;
+    struct bfs_buf n;
+    char *b64 = malloc(len / 3 * 4 + 8);
+    int r;
+
+    if (!b64)
+        return -ENOMEM;
+    bfs_base64_encode(value, len, b64);
+    bfs_buf_init(&n, 1024);
+    r = fs_xattr_meta_name(name, &n);
+    if (r == 0)
+        r = bfs_s3_meta_add(m, bfs_buf_str(&n), b64);
+    bfs_buf_done(&n);
+    free(b64);
+    return r;
+}
+
+int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t mode,
+                uint32_t uid, uint32_t gid, int64_t mtime_ns)
 {
     char v[48];
     int r;
 
+    if (ino) {
+        r = bfs_store_xattrs(fs->store, ino, add_xattr, m);
+        if (r < 0)
+            return r;
+    }
     snprintf(v, sizeof(v), "%u", mode);
     r = bfs_s3_meta_add(m, "mode", v);
     snprintf(v, sizeof(v), "%u", uid);
@@ -228,7 +253,7 @@ static int send_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_uplo
     }
     if (u->upload_id) /* left by a crash in the middle of a multipart upload */
         (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, u->upload_id, NULL);
-    r = fs_meta_for(&meta, u->mode, u->uid, u->gid, u->mtime_ns);
+    r = fs_meta_for(fs, u->ino, &meta, u->mode, u->uid, u->gid, u->mtime_ns);
     if (r == 0 && u->size <= MULTIPART_MIN)
         r = bfs_s3_put_object(m->client, m->bucket, u->key, &body, &pp, etag, e);
     else if (r == 0)

@@ -494,3 +494,19 @@ int fs_wfiles_recover(struct bfs_fs *fs)
 {
     return bfs_store_uploads(fs->store, recover_one, fs);
 }
+
+int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&w->lock);
+    if (!w->dirty) {
+        r = fs_wfile_next_gen(fs, w);
+        if (r == 0)
+            w->dirty = 1;
+    }
+    if (r == 0 && w->writers == 0)
+        r = fs_wfile_commit(fs, w);
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}

@@ -393,6 +393,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         bfs_fs_release(fs_of(req), f);
 }
 
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    fuse_reply_err(req, -bfs_fs_setxattr(fs_of(req), ino, name, value, size, flags));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    fuse_reply_err(req, -bfs_fs_removexattr(fs_of(req), ino, name));
+}
+
 static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .lookup = op_lookup,
@@ -421,6 +432,8 @@ static const struct fuse_lowlevel_ops ops = {
     .statfs = op_statfs,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
     .create = op_create,
 };
 

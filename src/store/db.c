@@ -43,6 +43,8 @@ static const char schema[] =
     " idx INTEGER NOT NULL, len INTEGER NOT NULL, used_ns INTEGER NOT NULL,"
     " PRIMARY KEY(ino, etag, idx)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS blocks_lru ON blocks(used_ns);"
+    "CREATE TABLE IF NOT EXISTS xattrs(ino INTEGER NOT NULL, name TEXT NOT NULL,"
+    " value BLOB NOT NULL, PRIMARY KEY(ino, name)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS uploads(ino INTEGER PRIMARY KEY, map TEXT NOT NULL,"
     " key TEXT NOT NULL, gen INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
@@ -99,6 +101,11 @@ static const char *const sql[ST_COUNT] = {
     [ST_BLOCK_DEL] = "DELETE FROM blocks WHERE ino = ?1 AND etag = ?2 AND idx = ?3",
     [ST_BLOCK_LRU] = "SELECT ino, etag, idx, len FROM blocks ORDER BY used_ns LIMIT 64",
     [ST_BLOCK_OF_INO] = "SELECT etag, idx, len FROM blocks WHERE ino = ?1",
+    [ST_XATTR_GET] = "SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2",
+    [ST_XATTR_SET] = "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)",
+    [ST_XATTR_DEL] = "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2",
+    [ST_XATTR_LIST] = "SELECT name, value FROM xattrs WHERE ino = ?1 ORDER BY name",
+    [ST_XATTR_CLEAR] = "DELETE FROM xattrs WHERE ino = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",

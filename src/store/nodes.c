@@ -333,3 +333,82 @@ int bfs_store_children(struct bfs_store *s, uint64_t parent,
     sqlite3_reset(st);
     return r;
 }
+
+ssize_t bfs_store_xattr_get(struct bfs_store *s, uint64_t ino, const char *name, void *buf,
+                            size_t size)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_GET);
+    ssize_t r;
+    int rc;
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r = sqlite3_column_bytes(st, 0);
+        if (size && (size_t)r > size)
+            r = -ERANGE;
+        else if (size && r > 0)
+            memcpy(buf, sqlite3_column_blob(st, 0), (size_t)r);
+    } else {
+        r = rc == SQLITE_DONE ? -ENODATA : store_errno(rc);
+    }
+    sqlite3_reset(st);
+    return r;
+}
+
+int bfs_store_xattr_set(struct bfs_store *s, uint64_t ino, const char *name, const void *value,
+                        size_t len)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_SET);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, len ? value : "", (int)len, SQLITE_STATIC);
+    return store_exec(st);
+}
+
+int bfs_store_xattr_remove(struct bfs_store *s, uint64_t ino, const char *name)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_DEL);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    return store_exec(st);
+}
+
+int bfs_store_xattr_clear(struct bfs_store *s, uint64_t ino)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_CLEAR);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    return store_exec(st);
+}
+
+int bfs_store_xattrs(struct bfs_store *s, uint64_t ino,
+                     int (*fn)(void *ctx, const char *name, const void *value, size_t len),
+                     void *ctx)
+{
+    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_LIST);
+    int rc, r = 0;
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r = fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_blob(st, 1),
+               (size_t)sqlite3_column_bytes(st, 1));
+        if (r)
+            break;
+    }
+    sqlite3_reset(st);
+    return r;
+}
