@@ -151,9 +151,13 @@ int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t m
     return 0;
 }
 
-int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
-                 gid_t gid, struct stat *ret)
+/* mkdir, symlink, mknod: a small object PUT with its metadata, then the
+ * new child row. FIFOs, sockets and devices are zero-byte objects whose
+ * mode says what they are (the s3fs convention). */
+static int make_object(struct bfs_fs *fs, uint64_t parent, const char *name, int kind,
+                       uint32_t mode, uid_t uid, gid_t gid, const char *body, struct stat *ret)
 {
+    int dir = kind == BFS_KIND_DIR;
     struct bfs_node n;
     struct mapping *m;
     char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
@@ -161,71 +165,44 @@ int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mo
 
     if (r == 0)
         r = writable_dir(fs, parent, &m, &pkey);
-    if (r == 0 && !(key = join(pkey, name, 1)))
+    if (r == 0 && !(key = join(pkey, name, dir)))
         r = -ENOMEM;
-    new_node(&n, parent, name, BFS_KIND_DIR, S_IFDIR | (mode & 07777), uid, gid);
+    new_node(&n, parent, name, kind, mode, uid, gid);
+    n.size = strlen(body);
     if (r == 0)
-        r = fs_put_small(fs, m, key, "", &n, "application/x-directory", etag);
+        r = fs_put_small(fs, m, key, body, &n,
+                         dir ? "application/x-directory" : "application/octet-stream", etag);
+    if (r == 0 && !dir)
+        bfs_s3_etag_normalize(etag, n.etag);
     if (r == 0)
         r = add_child(fs, &n, ret);
-    if (r == 0) /* a new directory is known to be empty: no LIST needed */
+    if (r == 0 && dir) /* a new directory is known to be empty: no LIST needed */
         (void)bfs_store_listing_replace(fs->store, n.ino, NULL, 0, bfs_now_ns());
     free(pkey);
     free(key);
     return r;
 }
 
+int bfs_fs_mkdir(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
+                 gid_t gid, struct stat *ret)
+{
+    return make_object(fs, parent, name, BFS_KIND_DIR, S_IFDIR | (mode & 07777), uid, gid, "",
+                       ret);
+}
+
 int bfs_fs_symlink(struct bfs_fs *fs, const char *target, uint64_t parent, const char *name,
                    uid_t uid, gid_t gid, struct stat *ret)
 {
-    struct bfs_node n;
-    struct mapping *m;
-    char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
-    int r = check_name(name);
-
-    if (r == 0 && strlen(target) > 4095)
-        r = -ENAMETOOLONG;
-    if (r == 0)
-        r = writable_dir(fs, parent, &m, &pkey);
-    if (r == 0 && !(key = join(pkey, name, 0)))
-        r = -ENOMEM;
-    new_node(&n, parent, name, BFS_KIND_SYMLINK, S_IFLNK | 0777, uid, gid);
-    n.size = strlen(target);
-    if (r == 0)
-        r = fs_put_small(fs, m, key, target, &n, "application/octet-stream", etag);
-    if (r == 0) {
-        bfs_s3_etag_normalize(etag, n.etag);
-        r = add_child(fs, &n, ret);
-    }
-    free(pkey);
-    free(key);
-    return r;
+    if (strlen(target) > 4095)
+        return -ENAMETOOLONG;
+    return make_object(fs, parent, name, BFS_KIND_SYMLINK, S_IFLNK | 0777, uid, gid, target,
+                       ret);
 }
 
 int bfs_fs_mknod(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t mode, uid_t uid,
                  gid_t gid, struct stat *ret)
 {
-    struct bfs_node n;
-    struct mapping *m;
-    char *pkey = NULL, *key = NULL, etag[BFS_S3_ETAG_MAX];
-    int r = check_name(name);
-
-    /* FIFOs, sockets and devices are zero-byte objects whose mode says what
-     * they are (the s3fs convention); regular files are just empty files */
-    if (r == 0)
-        r = writable_dir(fs, parent, &m, &pkey);
-    if (r == 0 && !(key = join(pkey, name, 0)))
-        r = -ENOMEM;
-    new_node(&n, parent, name, BFS_KIND_FILE, mode, uid, gid);
-    if (r == 0)
-        r = fs_put_small(fs, m, key, "", &n, "application/octet-stream", etag);
-    if (r == 0) {
-        bfs_s3_etag_normalize(etag, n.etag);
-        r = add_child(fs, &n, ret);
-    }
-    free(pkey);
-    free(key);
-    return r;
+    return make_object(fs, parent, name, BFS_KIND_FILE, mode, uid, gid, "", ret);
 }
 
 /* Looks parent/name up for a change: its row and writable mapping/key. */

@@ -223,25 +223,27 @@ int bfs_store_node_move(struct bfs_store *s, uint64_t ino, uint64_t parent, cons
     return r;
 }
 
-int bfs_store_node_remove(struct bfs_store *s, uint64_t ino)
+/* Runs statement id with ?1 = a number and, when name is not NULL, ?2 = name. */
+static int exec_id_name(struct bfs_store *s, enum stmt_id id, uint64_t num, const char *name)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_REMOVE);
+    sqlite3_stmt *st = store_stmt(store_conn(s), id);
 
     if (!st)
         return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)num);
+    if (name)
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     return store_exec(st);
+}
+
+int bfs_store_node_remove(struct bfs_store *s, uint64_t ino)
+{
+    return exec_id_name(s, ST_NODE_REMOVE, ino, NULL);
 }
 
 int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_NODE_GONE);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    return store_exec(st);
+    return exec_id_name(s, ST_NODE_GONE, parent, name);
 }
 
 static int set_listing(struct store_conn *c, uint64_t parent, int64_t now_ns)
@@ -304,12 +306,7 @@ int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent)
 
 int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_LISTING_DEL);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-    return store_exec(st);
+    return exec_id_name(s, ST_LISTING_DEL, parent, NULL);
 }
 
 int bfs_store_children(struct bfs_store *s, uint64_t parent,
@@ -374,23 +371,12 @@ int bfs_store_xattr_set(struct bfs_store *s, uint64_t ino, const char *name, con
 
 int bfs_store_xattr_remove(struct bfs_store *s, uint64_t ino, const char *name)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_DEL);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    return store_exec(st);
+    return exec_id_name(s, ST_XATTR_DEL, ino, name);
 }
 
 int bfs_store_xattr_clear(struct bfs_store *s, uint64_t ino)
 {
-    sqlite3_stmt *st = store_stmt(store_conn(s), ST_XATTR_CLEAR);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-    return store_exec(st);
+    return exec_id_name(s, ST_XATTR_CLEAR, ino, NULL);
 }
 
 int bfs_store_xattrs(struct bfs_store *s, uint64_t ino,
