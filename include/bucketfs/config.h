@@ -38,6 +38,13 @@ struct bfs_mapping {
     int line;              /* where it was defined (0: --map) */
 };
 
+/* What a directory listing asks beyond LIST (which carries no metadata). */
+enum bfs_list_meta {
+    BFS_LIST_META_NONE = 0, /* nothing: ls -l costs one LIST per 1,000 entries */
+    BFS_LIST_META_SMALL,    /* HEAD objects under 4 KiB: symlinks and FIFOs show as such */
+    BFS_LIST_META_ALL,      /* HEAD every object (like s3fs): exact modes and mtimes */
+};
+
 struct bfs_config {
     struct bfs_conn_settings conn;
     char *access_key, *secret_key, *session_token;
@@ -51,6 +58,7 @@ struct bfs_config {
     int64_t metadata_ttl;  /* seconds; default 60 */
     uint32_t block_size;   /* bytes; default 1 MiB */
     int read_ahead;        /* blocks in flight ahead of a sequential reader */
+    int list_meta;         /* BFS_LIST_META_*: HEADs while listing */
     int max_connections;   /* S3 requests in flight */
 
     uid_t uid;

@@ -14,7 +14,8 @@
 #include "bucketfs/config.h"
 #include "bucketfs/util.h"
 
-enum vtype { V_STR, V_BOOL, V_SIZE, V_DURATION, V_INT, V_MODE, V_PATHSTYLE, V_SSE, V_ID };
+enum vtype { V_STR, V_BOOL, V_SIZE, V_DURATION, V_INT, V_MODE, V_PATHSTYLE, V_SSE, V_ID,
+             V_LISTMETA };
 
 /* Where a key may appear. */
 #define K_GLOBAL 1
@@ -37,6 +38,7 @@ static const struct key keys[] = {
     {"cache_size", V_SIZE, K_GLOBAL},   {"metadata_ttl", V_DURATION, K_GLOBAL},
     {"block_size", V_SIZE, K_GLOBAL},   {"read_ahead", V_INT, K_GLOBAL},
     {"max_connections", V_INT, K_GLOBAL}, {"uid", V_ID, K_GLOBAL},
+    {"list_meta", V_LISTMETA, K_GLOBAL},
     {"gid", V_ID, K_GLOBAL},            {"file_mode", V_MODE, K_GLOBAL},
     {"dir_mode", V_MODE, K_GLOBAL},     {"umask", V_MODE, K_GLOBAL},
     {"read_only", V_BOOL, K_GLOBAL | K_MAP}, {"allow_other", V_BOOL, K_GLOBAL},
@@ -158,6 +160,7 @@ static const char *type_hint(enum vtype t)
     case V_PATHSTYLE: return "expected auto, true or false";
     case V_SSE: return "expected AES256, aws:kms or sse-c";
     case V_ID: return "expected a number";
+    case V_LISTMETA: return "expected none, small or all";
     default: return "bad value";
     }
 }
@@ -218,6 +221,16 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         if ((r = bfs_parse_bool(v, &b)) < 0)
             return r;
         conn->path_style = b;
+        return 0;
+    case V_LISTMETA:
+        if (!strcmp(v, "none"))
+            c->list_meta = BFS_LIST_META_NONE;
+        else if (!strcmp(v, "small"))
+            c->list_meta = BFS_LIST_META_SMALL;
+        else if (!strcmp(v, "all"))
+            c->list_meta = BFS_LIST_META_ALL;
+        else
+            return -EINVAL;
         return 0;
     case V_SSE:
         if (!strcmp(v, "AES256") || !strcmp(v, "aws:kms") || !strcmp(v, "sse-c"))

@@ -128,6 +128,108 @@ static int add_page(struct bfs_fs *fs, struct listing *l, const struct bfs_s3_li
     return r;
 }
 
+/*
+ * LIST carries no metadata, so by default a listing shows objects with the
+ * mount's default mode and LastModified, and a symlink stored elsewhere as
+ * a regular file until it is looked up by name (one LIST per 1,000 entries
+ * is the contract of ls -l). list_meta=small HEADs, several in parallel,
+ * the objects under 4 KiB whose metadata is not known yet (symlink targets
+ * and FIFOs are that small), list_meta=all every object. What a HEAD learnt
+ * is kept for that ETag, so each object is HEADed once.
+ */
+#define HEAD_MAX_SIZE 4095
+#define HEAD_JOBS 8
+
+struct heads {
+    struct bfs_fs *fs;
+    struct mapping *m;
+    const char *prefix;
+    struct bfs_node *nodes;
+    size_t *idx;               /* nodes to HEAD */
+    struct bfs_s3_meta *meta;  /* what each HEAD said, for the xattrs */
+    size_t n;
+    pthread_mutex_t lock;      /* guards next */
+    size_t next;
+};
+
+static void *head_worker(void *arg)
+{
+    struct heads *h = arg;
+
+    for (;;) {
+        struct bfs_s3_object o = {0};
+        struct bfs_buf key;
+        struct bfs_node *n;
+        size_t j;
+
+        pthread_mutex_lock(&h->lock);
+        j = h->next < h->n ? h->next++ : (size_t)-1;
+        pthread_mutex_unlock(&h->lock);
+        if (j == (size_t)-1)
+            return NULL;
+        n = &h->nodes[h->idx[j]];
+        bfs_buf_init(&key, 8192);
+        if (bfs_buf_addf(&key, "%s%s", h->prefix, n->name) == 0 &&
+            bfs_s3_head_object(h->m->client, h->m->bucket, key.data, &o, NULL) == 0 &&
+            strcmp(o.etag, n->etag) == 0) {
+            fs_node_from_object(n, &o, 1);
+            h->meta[j] = o.meta; /* moved */
+            memset(&o.meta, 0, sizeof(o.meta));
+        }
+        bfs_s3_object_done(&o);
+        bfs_buf_done(&key);
+    }
+}
+
+/* HEADs the small, not yet known objects of a listing; returns how many. */
+static size_t head_small(struct heads *h, uint64_t dir, struct listing *l)
+{
+    pthread_t th[HEAD_JOBS];
+    int nth = 0;
+
+    h->idx = calloc(l->n + 1, sizeof(*h->idx));
+    if (!h->idx)
+        return 0;
+    for (size_t i = 0; i < l->n; i++) {
+        struct bfs_node old;
+
+        if (l->nodes[i].kind != BFS_KIND_FILE || h->fs->cfg->list_meta == BFS_LIST_META_NONE ||
+            (h->fs->cfg->list_meta == BFS_LIST_META_SMALL && l->nodes[i].size > HEAD_MAX_SIZE))
+            continue;
+        if (bfs_store_node_lookup(h->fs->store, dir, l->nodes[i].name, &old) == 0 &&
+            (old.meta & BFS_META_HEADED) && strcmp(old.etag, l->nodes[i].etag) == 0)
+            continue; /* known: the listing keeps what was learnt */
+        h->idx[h->n++] = i;
+    }
+    h->meta = calloc(h->n + 1, sizeof(*h->meta));
+    if (!h->meta) {
+        h->n = 0;
+        return 0;
+    }
+    h->nodes = l->nodes;
+    pthread_mutex_init(&h->lock, NULL);
+    for (; nth < HEAD_JOBS && (size_t)nth < h->n; nth++)
+        if (pthread_create(&th[nth], NULL, head_worker, h) != 0)
+            break;
+    if (nth == 0 && h->n)
+        head_worker(h);
+    for (int i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&h->lock);
+    return h->n;
+}
+
+static void heads_done(struct bfs_fs *fs, struct heads *h, const struct listing *l, int stored)
+{
+    for (size_t j = 0; j < h->n; j++) {
+        if (stored && h->meta[j].n)
+            (void)fs_xattrs_import(fs, l->nodes[h->idx[j]].ino, &h->meta[j]);
+        bfs_s3_meta_done(&h->meta[j]);
+    }
+    free(h->meta);
+    free(h->idx);
+}
+
 /* Lists the directory from S3 into the store. */
 int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
 {
@@ -154,12 +256,16 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
         bfs_s3_list_page_done(&pg);
     } while (r == 0 && token);
     free(token);
-    free(prefix);
     if (r == 0) {
+        struct heads h = {.fs = fs, .m = m, .prefix = prefix};
+
         dedupe(fs, &l);
+        head_small(&h, ino, &l);
         r = bfs_store_listing_replace(fs->store, ino, l.nodes, l.n, bfs_now_ns());
+        heads_done(fs, &h, &l, r == 0);
         fs_negative_clear(fs, ino);
     }
+    free(prefix);
     free(l.nodes);
     return r;
 }

@@ -162,6 +162,9 @@ void fs_node_to_stat(const struct bfs_fs *fs, const struct bfs_node *n, struct s
         perm = n->mode & 07777;
     if (n->kind == BFS_KIND_SYMLINK && !(n->meta & BFS_META_MODE))
         perm = 0777;
+    if (n->kind == BFS_KIND_FILE && (n->meta & BFS_META_MODE) &&
+        (S_ISFIFO(n->mode) || S_ISSOCK(n->mode) || S_ISCHR(n->mode) || S_ISBLK(n->mode)))
+        type = n->mode & S_IFMT; /* a special file stored as a zero-byte object */
     st->st_mode = type | (perm & ~c->umask);
     st->st_nlink = n->kind == BFS_KIND_DIR ? 2 : 1;
     st->st_uid = n->meta & BFS_META_UID ? n->uid : c->uid;
@@ -191,6 +194,28 @@ static int meta_num(const struct bfs_s3_meta *m, const char *name, double *ret)
     return 1;
 }
 
+/* "SECONDS[.FRACTION]" to ns, exactly (a double would round the ns). */
+static int parse_mtime(const char *v, int64_t *ret)
+{
+    int64_t sec = 0, frac = 0, scale = 100000000;
+    const char *p = v;
+
+    if (!p || *p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (sec > (INT64_MAX / 1000000000 - 9) / 10)
+            return -ERANGE;
+        sec = sec * 10 + (*p - '0');
+    }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += (*p - '0') * scale;
+    if (*p)
+        return -EINVAL;
+    *ret = sec * 1000000000 + frac;
+    return 0;
+}
+
 void fs_node_from_object(struct bfs_node *n, const struct bfs_s3_object *o, int headed)
 {
     double v;
@@ -214,10 +239,9 @@ void fs_node_from_object(struct bfs_node *n, const struct bfs_s3_object *o, int 
         n->gid = (uint32_t)v;
         n->meta |= BFS_META_GID;
     }
-    if (meta_num(&o->meta, "mtime", &v)) {
-        n->mtime_ns = (int64_t)(v * 1e9);
+    if (meta_num(&o->meta, "mtime", &v) &&
+        parse_mtime(bfs_s3_meta_get(&o->meta, "mtime"), &n->mtime_ns) == 0)
         n->meta |= BFS_META_MTIME;
-    }
 }
 
 int fs_name_valid(const char *name, size_t len)

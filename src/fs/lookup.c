@@ -143,7 +143,9 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
         return -ENOENT;
     listed = fs_fresh(fs, bfs_store_listing_time(fs->store, parent));
     r = bfs_store_node_lookup(fs->store, parent, name, n);
-    if (r == 0 && (listed || n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns)))
+    /* a local row (written here, upload pending) is the truth: S3 has not
+     * seen it yet */
+    if (r == 0 && (listed || n->local || n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns)))
         return 0;
     if (r == -ENOENT && listed)
         return -ENOENT;

@@ -422,10 +422,16 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
 
-    (void)bfs_store_upload_delete(fs->store, ino);
-    if (!w)
+    if (!w) {
+        (void)bfs_store_upload_delete(fs->store, ino);
         return;
+    }
     pthread_mutex_lock(&w->lock);
+    /* let a running upload land first: undoing it later could delete what
+     * a rename or a new file puts under the same key meanwhile */
+    while (w->uploading)
+        pthread_cond_wait(&w->cond, &w->lock);
+    (void)bfs_store_upload_delete(fs->store, ino);
     w->deleted = 1;
     w->dirty = 0;
     /* open handles keep reading and writing the unlinked file through their

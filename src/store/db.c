@@ -55,6 +55,10 @@ static const char schema[] =
 #define NODE_COLS \
     "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns, local"
 
+#define KEEP                                                                               \
+    "(excluded.meta = 0 AND nodes.etag = excluded.etag AND (nodes.kind = excluded.kind OR"     \
+    " (excluded.kind = 1 AND nodes.kind = 3)))"
+
 static const char *const sql[ST_COUNT] = {
     [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE ino = ?1",
     [ST_NODE_LOOKUP] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND name = ?2"
@@ -62,22 +66,21 @@ static const char *const sql[ST_COUNT] = {
     [ST_NODE_PUT] =
         "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta,"
         " fetched_ns, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)"
-        " ON CONFLICT(parent, name) DO UPDATE SET kind = excluded.kind,"
+        " ON CONFLICT(parent, name) DO UPDATE SET"
         " size = excluded.size, etag = excluded.etag, fetched_ns = excluded.fetched_ns,"
         " present = 1,"
-        " mtime_ns = CASE WHEN " "excluded.meta = 0 AND nodes.etag = excluded.etag"
-        "   AND nodes.kind = excluded.kind THEN nodes.mtime_ns ELSE excluded.mtime_ns END,"
-        " mode = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
-        "   AND nodes.kind = excluded.kind THEN nodes.mode ELSE excluded.mode END,"
-        " uid = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
-        "   AND nodes.kind = excluded.kind THEN nodes.uid ELSE excluded.uid END,"
-        " gid = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
-        "   AND nodes.kind = excluded.kind THEN nodes.gid ELSE excluded.gid END,"
-        " meta = CASE WHEN excluded.meta = 0 AND nodes.etag = excluded.etag"
-        "   AND nodes.kind = excluded.kind THEN nodes.meta ELSE excluded.meta END"
+        /* KEEP: a listing (no metadata) of the same version keeps what a HEAD
+         * learnt, the kind included (LIST cannot tell a symlink) */
+        " kind = CASE WHEN " KEEP " THEN nodes.kind ELSE excluded.kind END,"
+        " mtime_ns = CASE WHEN " KEEP " THEN nodes.mtime_ns ELSE excluded.mtime_ns END,"
+        " mode = CASE WHEN " KEEP " THEN nodes.mode ELSE excluded.mode END,"
+        " uid = CASE WHEN " KEEP " THEN nodes.uid ELSE excluded.uid END,"
+        " gid = CASE WHEN " KEEP " THEN nodes.gid ELSE excluded.gid END,"
+        " meta = CASE WHEN " KEEP " THEN nodes.meta ELSE excluded.meta END"
         " WHERE nodes.local = 0"
-        " RETURNING ino, mtime_ns, mode, uid, gid, meta",
-    [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2",
+        " RETURNING ino, mtime_ns, mode, uid, gid, meta, kind",
+    [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2"
+                     " AND local = 0",
     [ST_CHILDREN] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND present = 1"
                     " ORDER BY name",
     [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND local = 0",

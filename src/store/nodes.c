@@ -106,6 +106,7 @@ static int put(struct store_conn *c, struct bfs_node *n)
         n->uid = (uint32_t)sqlite3_column_int64(st, 3);
         n->gid = (uint32_t)sqlite3_column_int64(st, 4);
         n->meta = sqlite3_column_int(st, 5);
+        n->kind = sqlite3_column_int(st, 6);
         r = 0;
     } else {
         r = store_errno(rc) ? store_errno(rc) : -EIO;
