@@ -174,6 +174,29 @@ int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct s
     return r;
 }
 
+/* A row marked local with no staging file and no journal row is left over
+ * (its upload finished while the row could not be updated): S3 has it. */
+static void settle(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
+{
+    struct bfs_upload u;
+    struct wfile *w;
+
+    if (!n->local)
+        return;
+    w = fs_wfile_find(fs, ino);
+    if (w) {
+        fs_wfile_put(fs, w);
+        return;
+    }
+    if (bfs_store_upload_get(fs->store, ino, &u) == 0) {
+        bfs_upload_done(&u);
+        return;
+    }
+    n->local = 0;
+    n->fetched_ns = 0;
+    (void)bfs_store_node_update(fs->store, n);
+}
+
 int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 {
     struct bfs_s3_object o = {0};
@@ -182,7 +205,8 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     char old[sizeof(n->etag)];
     int r;
 
-    if (n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns))
+    settle(fs, ino, n);
+    if (n->kind == BFS_KIND_DIR || n->local || fs_fresh(fs, n->fetched_ns))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
     if (r < 0)
@@ -236,7 +260,7 @@ int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r == -ENOENT)
         return -ESTALE;
-    if (r == 0 && !n.local)
+    if (r == 0)
         r = fs_revalidate(fs, ino, &n);
     if (r == 0) {
         fs_node_to_stat(fs, &n, ret);

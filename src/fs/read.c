@@ -323,7 +323,7 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r == -ENOENT)
         return -ESTALE;
-    if (r == 0 && !n.local)
+    if (r == 0)
         r = fs_revalidate(fs, ino, &n);
     if (r == 0 && n.kind == BFS_KIND_DIR)
         r = -EISDIR;

@@ -378,15 +378,29 @@ static int idle(const struct wfile *w)
 
 void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w)
 {
-    int drop;
+    int drop = 0;
 
     pthread_mutex_lock(&w->lock);
-    drop = idle(w) && !w->deleted; /* a deleted one has left the table already */
-    if (drop)
-        unlink_staging(fs, w->ino, w->gen);
+    if (idle(w) && !w->deleted) { /* a deleted one has left the table already */
+        /* only if nobody else holds it: a concurrent open that just found it
+         * must not end up writing into a dropped, unlinked staging file.
+         * The caller's reference and the table's make two. */
+        pthread_mutex_lock(&fs->lock);
+        if (w->refs == 2) {
+            for (struct wfile **pp = &fs->wfiles[wslot(w->ino)]; *pp; pp = &(*pp)->next) {
+                if (*pp == w) {
+                    *pp = w->next;
+                    w->refs--;
+                    drop = 1;
+                    break;
+                }
+            }
+        }
+        pthread_mutex_unlock(&fs->lock);
+        if (drop)
+            unlink_staging(fs, w->ino, w->gen);
+    }
     pthread_mutex_unlock(&w->lock);
-    if (drop)
-        table_remove(fs, w);
 }
 
 int fs_wfile_wait_upload(struct bfs_fs *fs, struct wfile *w, uint64_t gen)

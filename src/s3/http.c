@@ -171,6 +171,9 @@ void s3_request_query(struct s3_request *r, const char *name, const char *value)
 
 void s3_request_header(struct s3_request *r, const char *name, const char *value)
 {
+    /* curl does not send an empty header, so it must not be signed either */
+    if (!value || !*value)
+        return;
     if (r->nheaders < S3_MAX_HEADERS) {
         r->headers[r->nheaders].name = name;
         r->headers[r->nheaders].value = value;
