@@ -22,7 +22,10 @@ objects back with boto3: bodies, sizes, x-amz-meta-{mode,uid,gid,mtime} and
 Content-Type.  Reading through the mount right after a write checks that
 readers see written data before it is uploaded.
 
-The randomized test prints its seed; BFS_SEED=N replays a sequence.
+The randomized tests print their seed; BFS_SEED=N replays a sequence (the
+operations, not their timing against the background uploads).  The binary
+given with --bucketfs is copied to a temporary directory at the start, so
+that a rebuild of build/ during the run cannot break later mounts.
 Server differences are in WRITE_LIMITS (see tests/integration/README.md).
 """
 import argparse
