@@ -1625,7 +1625,7 @@ class BigFileTest(WriteTestCase):
         t4 = time.monotonic()
         self.assertEqual(self.s3_md5("1g.bin"), (want, size), "1 GiB read back with boto3")
         note("boto3 streamed md5 in %.1fs", time.monotonic() - t4)
-        self.assertLess(hwm, 200, "daemon peak RSS (VmHWM) %.1f MiB while writing and "
+        self.assertLess(hwm, float(os.environ.get("BFS_RSS_LIMIT_MIB", "200")), "daemon peak RSS (VmHWM) %.1f MiB while writing and "
                         "uploading 1 GiB" % hwm)
 
 
