@@ -600,24 +600,13 @@ static void apply_attrs(struct bfs_node *n, const struct stat *a, int set)
 static int set_staged(struct bfs_fs *fs, struct wfile *w, const struct stat *a, int set,
                       struct bfs_node *n)
 {
-    int r = 0;
-
     pthread_mutex_lock(&w->lock);
     n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
     apply_attrs(n, a, set);
     w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
-    if (!w->dirty && (set & (BFS_SET_MODE | BFS_SET_UID | BFS_SET_GID | BFS_SET_MTIME |
-                             BFS_SET_MTIME_NOW))) {
-        /* send the new metadata, even if the data went already: as a new
-         * generation, so that an upload of the old one cannot end it */
-        r = fs_wfile_next_gen(fs, w);
-        if (r == 0)
-            w->dirty = 1;
-        if (r == 0 && w->writers == 0)
-            r = fs_wfile_commit(fs, w);
-    }
     pthread_mutex_unlock(&w->lock);
-    return r;
+    /* sent even if the data went already, as a new generation */
+    return fs_wfile_touch(fs, w);
 }
 
 static int set_size(struct bfs_fs *fs, uint64_t ino, uint64_t size)
