@@ -165,8 +165,10 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
                              uint32_t off, void *buf, size_t len);
 /* Whether a block is cached (no data copied). */
 int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx);
-/* Stores a block (evicting others if needed). Failure to cache is reported
- * but harmless: the caller has the data already. */
+/* Stores a block (evicting others if needed). The cache never holds more
+ * than its limit, counting blocks being written; -ENOBUFS when nothing can
+ * be evicted to make room. Failure to cache is reported but harmless: the
+ * caller has the data already. */
 int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                         const void *data, size_t len);
 /* Drops every block of ino whose ETag is not keep_etag (NULL: all). */

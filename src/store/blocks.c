@@ -151,13 +151,13 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
 }
 
 /* Drops least recently used blocks until the cache is under 90% of its
- * limit. Only one thread evicts at a time; the others go on. */
+ * limit. One thread evicts at a time; a writer that finds the cache over
+ * its limit waits for the evictor rather than adding to the excess. */
 static void evict(struct bfs_store *s, struct store_conn *c)
 {
     uint64_t target = s->limit / 10 * 9;
 
-    if (pthread_mutex_trylock(&s->evict_lock) != 0)
-        return;
+    pthread_mutex_lock(&s->evict_lock);
     while (atomic_load(&s->cache_bytes) > target) {
         struct { uint64_t ino, idx; int64_t len; char etag[80]; } batch[64];
         sqlite3_stmt *st = store_stmt(c, ST_BLOCK_LRU);
@@ -176,7 +176,7 @@ static void evict(struct bfs_store *s, struct store_conn *c)
         }
         sqlite3_reset(st);
         if (n == 0)
-            break;
+            break; /* what remains is reserved by writers in flight */
         for (int i = 0; i < n; i++) {
             forget(s, c, batch[i].ino, batch[i].etag, batch[i].idx, batch[i].len);
             atomic_fetch_add(&s->evictions, 1);
@@ -232,8 +232,16 @@ int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uin
     old = find(s, c, ino, etag, idx);
     if (old >= 0)
         return 0; /* another reader cached it first */
-    if (atomic_load(&s->cache_bytes) + len > s->limit)
+    /* Reserve the bytes before writing, so that concurrent writers (the
+     * read-ahead workers) cannot all pass the check and overshoot the limit
+     * together. */
+    if (atomic_fetch_add(&s->cache_bytes, len) + len > s->limit) {
         evict(s, c);
+        if (atomic_load(&s->cache_bytes) > s->limit) {
+            atomic_fetch_sub(&s->cache_bytes, len);
+            return -ENOBUFS; /* all of it is in flight: skip caching this one */
+        }
+    }
     block_path(s, ino, etag, idx, path, sizeof(path));
     r = write_file(path, data, len);
     if (r == -ENOSPC || r == -EDQUOT) {
@@ -251,10 +259,10 @@ int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uin
     }
     if (r < 0) {
         (void)unlink(path);
+        atomic_fetch_sub(&s->cache_bytes, len);
         atomic_fetch_add(&s->write_failures, 1);
         return r;
     }
-    atomic_fetch_add(&s->cache_bytes, len);
     atomic_fetch_add(&s->blocks, 1);
     return 0;
 }
