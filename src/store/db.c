@@ -2,10 +2,11 @@
 /*
  * db.c: the cache directory, its SQLite database and the connections to it.
  *
- * ON-DISK FORMAT (schema version 1, PRAGMA user_version)
+ * ON-DISK FORMAT (schema version 2, PRAGMA user_version; 1 is upgraded)
  *   DIR/meta.db      SQLite, WAL mode, synchronous=NORMAL:
- *     nodes(ino PK, parent, name, kind, size, etag, mtime_ns, mode, uid,
- *           gid, meta, fetched_ns, present)  UNIQUE(parent, name)
+ *     nodes(ino PK AUTOINCREMENT, parent, name, kind, size, etag, mtime_ns,
+ *           mode, uid, gid, meta, fetched_ns, present, local)
+ *           UNIQUE(parent, name)
  *       one row per name ever seen; present=0 once a listing or lookup
  *       found it gone (the row and its inode number stay, so a name that
  *       comes back keeps its number). Row 1 is the root.
@@ -27,17 +28,39 @@
 #include "bucketfs/util.h"
 #include "store-int.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* AUTOINCREMENT: a plain INTEGER PRIMARY KEY hands out max(ino)+1, which
+ * is the number of the newest row again once that row is deleted (unlink
+ * and create of the same name); an inode number must never come back while
+ * the kernel, an open handle or a queued upload may still hold the old one. */
+#define NODES_TABLE(name) \
+    "CREATE TABLE IF NOT EXISTS " name "(" \
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL, name TEXT NOT NULL," \
+    " kind INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT ''," \
+    " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0," \
+    " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0," \
+    " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0," \
+    " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0," \
+    " UNIQUE(parent, name));"
+
+/* Version 1 had nodes without AUTOINCREMENT: copy it into the new shape. */
+static const char upgrade_v1[] =
+    "BEGIN;"
+    NODES_TABLE("nodes_v2")
+    "INSERT INTO nodes_v2 SELECT ino, parent, name, kind, size, etag, mtime_ns, mode, uid,"
+    " gid, meta, fetched_ns, present, local FROM nodes;"
+    "DROP TABLE nodes;"
+    "ALTER TABLE nodes_v2 RENAME TO nodes;"
+    /* journal rows may name the inode of a deleted row: not that one either */
+    "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(ino), 0) FROM uploads))"
+    " WHERE name = 'nodes';"
+    "COMMIT;";
 
 static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS nodes("
-    " ino INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL,"
-    " kind INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '',"
-    " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0,"
-    " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0,"
-    " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0,"
-    " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE(parent, name));"
+    NODES_TABLE("nodes")
     "CREATE TABLE IF NOT EXISTS listings(ino INTEGER PRIMARY KEY, listed_ns INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS blocks(ino INTEGER NOT NULL, etag TEXT NOT NULL,"
     " idx INTEGER NOT NULL, len INTEGER NOT NULL, used_ns INTEGER NOT NULL,"
@@ -280,10 +303,13 @@ static int init_schema(struct bfs_store *s, char *err, size_t errlen)
                  "cache_dir", s->db_path, version);
         return -EPROTO;
     }
+    if (rc == SQLITE_OK && version == 1)
+        rc = sqlite3_exec(c->db, upgrade_v1, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, schema, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(c->db, "PRAGMA user_version=1;", NULL, NULL, &msg);
+        rc = sqlite3_exec(c->db, "PRAGMA user_version=" STR(SCHEMA_VERSION) ";", NULL,
+                          NULL, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", s->db_path, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);

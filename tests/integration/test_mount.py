@@ -922,6 +922,57 @@ class CacheTest(MountTestCase):
                                 s3))
             self.assertGreater(s3["by_op"]["get"], 0)
 
+    def test_schema_v1_upgrade(self):
+        """A cache directory made by schema version 1 (inode numbers without
+        AUTOINCREMENT) is upgraded in place: same inode numbers, blocks still
+        used, and numbers of deleted rows never handed out again."""
+        import sqlite3
+        data = os.urandom(3 * MiB)
+        self.put("old.bin", data)
+        self.put("other.csv", b"x,y\n")
+        cache = os.path.join(self.tmp, "cache")
+        opts = {"cache_dir": cache}
+        with self.mount(opts=opts) as m:
+            self.assertEqual(file_md5(m.path("t", "old.bin")), (md5hex(data), len(data)))
+            ino = os.stat(m.path("t", "old.bin")).st_ino
+            newest = os.stat(m.path("t", "other.csv")).st_ino
+        db = sqlite3.connect(os.path.join(cache, "meta.db"))
+        with db:  # back to the version 1 shape
+            cols = [r[1] for r in db.execute("PRAGMA table_info(nodes)")]
+            db.execute("CREATE TABLE nodes_v1(ino INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+                       " name TEXT NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
+                       " etag TEXT NOT NULL DEFAULT '', mtime_ns INTEGER NOT NULL DEFAULT 0,"
+                       " mode INTEGER NOT NULL DEFAULT 0, uid INTEGER NOT NULL DEFAULT 0,"
+                       " gid INTEGER NOT NULL DEFAULT 0, meta INTEGER NOT NULL DEFAULT 0,"
+                       " fetched_ns INTEGER NOT NULL DEFAULT 0, present INTEGER NOT NULL DEFAULT 1,"
+                       " local INTEGER NOT NULL DEFAULT 0, UNIQUE(parent, name))")
+            db.execute("INSERT INTO nodes_v1(%s) SELECT %s FROM nodes" % (",".join(cols), ",".join(cols)))
+            db.execute("DROP TABLE nodes")
+            db.execute("ALTER TABLE nodes_v1 RENAME TO nodes")
+            db.execute("DELETE FROM nodes WHERE ino = ?", (newest,))  # as an unlink+create did
+            db.execute("PRAGMA user_version=1")
+        db.close()
+        with self.mount(opts=opts) as m:
+            self.assertEqual(file_md5(m.path("t", "old.bin")), (md5hex(data), len(data)))
+            self.assertEqual(os.stat(m.path("t", "old.bin")).st_ino, ino, "inode number kept")
+            s = m.stats()
+            self.assertEqual(s["by_op"]["get"], 0, "blocks of the old cache reused: %r" % s)
+            # the newest name unlinked and written again gets a new number
+            p = m.path("t", "new.csv")
+            with open(p, "wb") as f:
+                f.write(b"new\n")
+            first = os.stat(p).st_ino
+            os.unlink(p)
+            with open(p, "wb") as f:
+                f.write(b"newer\n")
+            self.assertNotEqual(os.stat(p).st_ino, first)
+        db = sqlite3.connect(os.path.join(cache, "meta.db"))
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'nodes'").fetchone()[0]
+        db.close()
+        self.assertEqual(version, 2)
+        self.assertIn("AUTOINCREMENT", sql)
+
     def test_eviction(self):
         size = 30 * MiB
         data = os.urandom(size)

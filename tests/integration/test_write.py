@@ -752,6 +752,32 @@ class NamespaceTest(WriteTestCase):
         self.assertObject("again.bin", data=b"second version")
         self.assertEqual(self.rel_keys(), ["again.bin"])
 
+    def test_inode_numbers_not_reused(self):
+        """unlink + create of the newest name gets a new inode number: the
+        old one may still be held by the kernel, an open descriptor or a
+        queued upload (a reused number once let a stale upload of the
+        unlinked file delete the new object)."""
+        with self.mount() as m:
+            t = lambda *a: m.path("t", *a)  # noqa: E731
+            seen = set()
+            for i in range(5):
+                write_file(t("again.csv"), b"version %d\n" % i)
+                ino = os.stat(t("again.csv")).st_ino
+                self.assertNotIn(ino, seen, "inode %d came back after unlink (round %d)" % (ino, i))
+                seen.add(ino)
+                if i < 4:
+                    os.unlink(t("again.csv"))
+            # rename over the newest name, then recreate the old name
+            write_file(t("src.csv"), b"renamed\n")
+            src_ino = os.stat(t("src.csv")).st_ino
+            os.rename(t("src.csv"), t("again.csv"))
+            self.assertEqual(os.stat(t("again.csv")).st_ino, src_ino)
+            write_file(t("src.csv"), b"new src\n")
+            self.assertNotIn(os.stat(t("src.csv")).st_ino, seen | {src_ino})
+            m.unmount_wait()
+        self.assertObject("again.csv", data=b"renamed\n")
+        self.assertObject("src.csv", data=b"new src\n")
+
     def test_unlink_during_upload_then_recreate(self):
         """A file unlinked while its (multipart) upload is under way, then
         written again under the same name: the new file must reach S3."""
