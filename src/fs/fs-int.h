@@ -4,7 +4,8 @@
  *
  * LOCKING
  *   fs->lock guards the inode table (hash, nlookup), the negative-lookup
- *   cache, the mapping list and the in-flight block table. It is never
+ *   cache, the mapping list, the in-flight block table, the wfile table
+ *   and the inodes whose staging file is being made. It is never
  *   held across an S3 request, an SQLite call or a FUSE reply; code that
  *   needs those copies what it needs (key, bucket) out first.
  *   Lock order: fs->lock before any inflight entry's own condition wait
@@ -96,6 +97,13 @@ struct workers {
  * At most one upload per inode runs at a time (w->uploading), so uploads of
  * one file reach S3 in generation order and a stale one never lands last.
  */
+/* An inode whose staging file is being made (filled from S3, which may
+ * take long): other openers of the same inode wait; other inodes go on. */
+struct wcreating {
+    uint64_t ino;
+    struct wcreating *next;
+};
+
 struct wfile {
     uint64_t ino;             /* immutable */
     pthread_mutex_t lock;     /* guards every field below */
@@ -176,7 +184,9 @@ struct bfs_fs {
     struct inflight *inflight; /* guarded by lock */
     struct workers workers;
     struct wfile *wfiles[WFILE_BUCKETS]; /* guarded by lock */
-    pthread_mutex_t wcreate;  /* serializes making staging files */
+    struct wcreating *wcreating; /* inodes whose staging file is being made,
+                                  * guarded by lock */
+    pthread_cond_t wcreated;  /* signalled when one of them is done */
     struct uploader up;
     struct bfs_dir *dirs;     /* open directory snapshots, guarded by lock */
     struct bfs_file *files;   /* open handles, guarded by lock: freed at the end

@@ -176,7 +176,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     if (!fs)
         return -ENOMEM;
     pthread_mutex_init(&fs->lock, NULL);
-    pthread_mutex_init(&fs->wcreate, NULL);
+    pthread_cond_init(&fs->wcreated, NULL);
     fs->cfg = cfg;
     fs->store = store;
     fs->ttl_ms = cfg->metadata_ttl * 1000;
@@ -249,7 +249,7 @@ void bfs_fs_free(struct bfs_fs *fs)
     for (size_t i = 0; i < fs->nclients; i++)
         bfs_s3_client_free(fs->clients[i]);
     free(fs->clients);
-    pthread_mutex_destroy(&fs->wcreate);
+    pthread_cond_destroy(&fs->wcreated);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

@@ -183,30 +183,69 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
     return 0;
 }
 
-int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret)
+/* Finds ino's wfile (a reference), or marks ino as being created by the
+ * caller when it has none. Waits while another thread creates it. */
+static struct wfile *find_or_claim(struct bfs_fs *fs, uint64_t ino, struct wcreating *mark)
 {
     struct wfile *w;
+
+    pthread_mutex_lock(&fs->lock);
+    for (;;) {
+        struct wcreating *c = fs->wcreating;
+
+        w = table_find(fs, ino);
+        if (w) {
+            w->refs++;
+            break;
+        }
+        while (c && c->ino != ino)
+            c = c->next;
+        if (!c) {
+            mark->ino = ino;
+            mark->next = fs->wcreating;
+            fs->wcreating = mark;
+            break;
+        }
+        pthread_cond_wait(&fs->wcreated, &fs->lock);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return w;
+}
+
+/* Ends a claim, putting w (if made) in the table. Caller holds fs->lock. */
+static void unclaim_locked(struct bfs_fs *fs, struct wcreating *mark, struct wfile *w)
+{
+    for (struct wcreating **pp = &fs->wcreating; *pp; pp = &(*pp)->next) {
+        if (*pp == mark) {
+            *pp = mark->next;
+            break;
+        }
+    }
+    if (w) {
+        w->refs = 2; /* the table's and the caller's */
+        w->next = fs->wfiles[wslot(w->ino)];
+        fs->wfiles[wslot(w->ino)] = w;
+    }
+    pthread_cond_broadcast(&fs->wcreated);
+}
+
+int fs_wfile_open(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret)
+{
+    struct wcreating mark;
+    struct wfile *w = find_or_claim(fs, ino, &mark);
     int r;
 
-    /* one creator at a time, so two never fill the same staging file */
-    pthread_mutex_lock(&fs->wcreate);
-    w = fs_wfile_find(fs, ino);
     if (!w) {
+        /* filling may download the whole object: no lock is held */
         r = create(fs, ino, truncate, &w);
-        if (r < 0) {
-            pthread_mutex_unlock(&fs->wcreate);
-            return r;
-        }
         pthread_mutex_lock(&fs->lock);
-        w->refs = 2; /* the table's and the caller's */
-        w->next = fs->wfiles[wslot(ino)];
-        fs->wfiles[wslot(ino)] = w;
+        unclaim_locked(fs, &mark, r == 0 ? w : NULL);
         pthread_mutex_unlock(&fs->lock);
-        pthread_mutex_unlock(&fs->wcreate);
+        if (r < 0)
+            return r;
         *ret = w;
         return 0;
     }
-    pthread_mutex_unlock(&fs->wcreate);
     if (truncate) {
         pthread_mutex_lock(&w->lock);
         r = fs_wfile_truncate_locked(fs, w, 0);

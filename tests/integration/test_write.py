@@ -752,6 +752,37 @@ class NamespaceTest(WriteTestCase):
         self.assertObject("again.bin", data=b"second version")
         self.assertEqual(self.rel_keys(), ["again.bin"])
 
+    def test_fill_does_not_block_other_files(self):
+        """Opening a large existing object for writing copies it into staging
+        first; other files are created and written meanwhile, not after."""
+        big = os.urandom(128 * MiB)
+        self.put("big.bin", big)
+        with self.mount() as m:
+            t = lambda *a: m.path("t", *a)  # noqa: E731
+            done = {}
+
+            def open_big():
+                fd = os.open(t("big.bin"), os.O_WRONLY)  # no O_TRUNC: filled from S3
+                done["big"] = time.monotonic()
+                os.pwrite(fd, b"HEAD", 0)
+                os.close(fd)
+
+            th = threading.Thread(target=open_big)
+            t0 = time.monotonic()
+            th.start()
+            time.sleep(0.1)  # the fill has begun (it takes ~0.6 s on s3rver)
+            write_file(t("small.csv"), b"a,b\n1,2\n")
+            done["small"] = time.monotonic()
+            th.join(120)
+            self.assertFalse(th.is_alive())
+            note("fill of 128 MiB took %.2fs; a new file meanwhile %.2fs",
+                 done["big"] - t0, done["small"] - t0)
+            self.assertLess(done["small"], done["big"],
+                            "the small file waited for the big file's fill")
+            m.unmount_wait()
+        self.assertObject("small.csv", data=b"a,b\n1,2\n")
+        self.assertObject("big.bin", data=b"HEAD" + big[4:])
+
     def test_inode_numbers_not_reused(self):
         """unlink + create of the newest name gets a new inode number: the
         old one may still be held by the kernel, an open descriptor or a
