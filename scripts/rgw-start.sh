@@ -168,6 +168,11 @@ rgw enable usage log = false
 # reclaim space of overwritten/deleted objects after ~1 min instead of 2 h
 rgw gc obj min wait = 60
 rgw gc processor period = 60
+# server-side encryption without TLS or a real KMS, for tests only: SSE-C
+# over plain HTTP, and SSE-KMS with fixed keys (the "testing" backend)
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = testkey-1=ggohGUmvnxCmQVvD9qCSiHW152AqsIdQYhARCcCr9vU= testkey-2=NoCGZclfKjvOOUDQEpyP56ZQdkrX8l56phHGFOU7+YM=
 EOF
 }
 

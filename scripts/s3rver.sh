@@ -8,6 +8,8 @@
 # Buckets created at startup: raw processed models bfs-test
 # (override with S3RVER_BUCKETS="a b c").  Credentials are s3rver's defaults,
 # access key S3RVER, secret S3RVER; signatures are checked.
+# S3RVER_KEY=KEY.pem S3RVER_CERT=CERT.pem serve HTTPS with that key and
+# certificate instead of HTTP.
 # On success `start` prints the endpoint (http://127.0.0.1:PORT) on stdout.
 # Install s3rver with scripts/setup-deps.sh.
 set -euo pipefail
@@ -57,9 +59,12 @@ do_stop() {
   rm -f "$PIDFILE"
 }
 
+SCHEME=http
+[ -n "${S3RVER_KEY:-}" ] && SCHEME=https
+
 http_answers() { # any HTTP status (s3rver answers 403 to an anonymous GET /)
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$PORT/" 2>/dev/null) || true
+  code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 "$SCHEME://127.0.0.1:$PORT/" 2>/dev/null) || true
   [ -n "$code" ] && [ "$code" != 000 ]
 }
 
@@ -84,6 +89,7 @@ do_start() {
     nodeopts="${nodeopts:+$nodeopts }--openssl-legacy-provider"
   fi
   for b in $BUCKETS; do args+=(--configure-bucket "$b"); done
+  if [ -n "${S3RVER_KEY:-}" ]; then args+=(--key "$S3RVER_KEY" --cert "${S3RVER_CERT:?S3RVER_CERT too}"); fi
   # s3rver's request log (koa-logger through winston) cuts the first 16
   # characters of each line, which without colours eats the method, URL and
   # status ("  --> GET / 200 " is 16 characters).  With FORCE_COLOR=1 the cut
@@ -115,8 +121,8 @@ do_start() {
     fi
     sleep 0.1
   done
-  log "ready: http://127.0.0.1:$PORT pid $pid data $DATA log $DIR/s3rver.log buckets: $BUCKETS (S3RVER/S3RVER)"
-  echo "http://127.0.0.1:$PORT"
+  log "ready: $SCHEME://127.0.0.1:$PORT pid $pid data $DATA log $DIR/s3rver.log buckets: $BUCKETS (S3RVER/S3RVER)"
+  echo "$SCHEME://127.0.0.1:$PORT"
 }
 
 case "$cmd" in

@@ -126,6 +126,9 @@ int bfs_sha256_range(int fd, const void *mem, uint64_t off, uint64_t len, unsign
 
 enum bfs_s3_addressing { BFS_S3_ADDR_AUTO = 0, BFS_S3_ADDR_PATH, BFS_S3_ADDR_VHOST };
 
+/* Server-side encryption of what a client writes (and reads, for SSE-C). */
+enum bfs_s3_sse { BFS_S3_SSE_NONE = 0, BFS_S3_SSE_S3, BFS_S3_SSE_KMS, BFS_S3_SSE_C };
+
 struct bfs_s3_config {
     const char *endpoint;   /* NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS */
     const char *region;     /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
@@ -135,11 +138,19 @@ struct bfs_s3_config {
     int max_retries;        /* retries after the first try (0: 6, negative: none) */
     long connect_timeout_ms; /* default 10 s */
     long low_speed_time_s;  /* abort a transfer stalled this long (default 30 s) */
-    const char *ca_file;    /* extra CA bundle */
+    const char *ca_file;    /* CA bundle (NULL: AWS_CA_BUNDLE, else the system's) */
     int insecure;           /* do not verify TLS peers (explicit only) */
+    enum bfs_s3_sse sse;    /* sent on PUT, multipart and copy requests */
+    const char *sse_kms_key_id; /* BFS_S3_SSE_KMS: NULL for the AWS-managed key */
+    const unsigned char *sse_c_key; /* BFS_S3_SSE_C: 32 bytes, copied */
+    const char *storage_class; /* NULL: the bucket's default (STANDARD) */
 };
 
 struct bfs_s3_client;
+
+/* Reads a 256-bit SSE-C key (32 raw bytes, or base64) from a file that
+ * only its owner may read. err gets a message (never the key). */
+int bfs_s3_sse_c_key_load(const char *path, unsigned char key[32], char *err, size_t errlen);
 
 /* Takes ownership of creds (also on failure). err gets a user message. */
 int bfs_s3_global_init(void);
@@ -333,7 +344,9 @@ uint64_t bfs_s3_part_size(uint64_t size, uint64_t preferred);
 
 #define BFS_S3_PRESIGN_MAX (7 * 24 * 3600)
 /* A presigned GET URL valid for expires seconds from now; -EINVAL when
- * expires is outside 1..BFS_S3_PRESIGN_MAX. Caller frees *ret_url. */
+ * expires is outside 1..BFS_S3_PRESIGN_MAX, -ENOKEY for an anonymous
+ * client, -ENOTSUP with SSE-C (the key would have to travel in headers).
+ * Caller frees *ret_url. */
 int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *key,
                        int64_t expires, time_t now, char **ret_url);
 

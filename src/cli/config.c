@@ -248,7 +248,9 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
     if (!strcmp(n, "prefix")) return set_prefix(&m->prefix, v);
     if (!strcmp(n, "sse_kms_key_id")) return set_str(&m->sse_kms_key_id, v);
     if (!strcmp(n, "sse_c_key_file")) return set_str(&m->sse_c_key_file, v);
-    if (!strcmp(n, "storage_class")) return set_str(&m->storage_class, v);
+    if (!strcmp(n, "storage_class"))
+        return strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(v)
+                   ? set_str(&m->storage_class, v) : -EINVAL;
     if (!strcmp(n, "access_key")) return set_str(&c->access_key, v);
     if (!strcmp(n, "secret_key")) return set_str(&c->secret_key, v);
     if (!strcmp(n, "session_token")) return set_str(&c->session_token, v);
@@ -500,6 +502,14 @@ int bfs_config_finish(struct bfs_config *c, const char *mountpoint, char *err, s
         }
         if (m->sse && !strcmp(m->sse, "sse-c") && !m->sse_c_key_file) {
             snprintf(err, errlen, "mapping [%s]: sse = sse-c needs sse_c_key_file", m->name);
+            return -EINVAL;
+        }
+        if (m->sse_c_key_file && !(m->sse && !strcmp(m->sse, "sse-c"))) {
+            snprintf(err, errlen, "mapping [%s]: sse_c_key_file needs sse = sse-c", m->name);
+            return -EINVAL;
+        }
+        if (m->sse_kms_key_id && !(m->sse && !strcmp(m->sse, "aws:kms"))) {
+            snprintf(err, errlen, "mapping [%s]: sse_kms_key_id needs sse = aws:kms", m->name);
             return -EINVAL;
         }
     }

@@ -30,12 +30,37 @@ static struct bfs_s3_config client_config(const struct bfs_config *c,
     return sc;
 }
 
-static int make_client(struct bfs_fs *fs, const struct bfs_conn_settings *o,
-                       const char *bucket, struct bfs_s3_client **ret, char *err,
-                       size_t errlen)
+/* Encryption and storage class of mapping m into sc; key holds an SSE-C key. */
+static int client_encryption(const struct bfs_mapping *m, struct bfs_s3_config *sc,
+                             unsigned char key[32], char *err, size_t errlen)
+{
+    int r = 0;
+
+    if (!m)
+        return 0;
+    sc->storage_class = m->storage_class;
+    if (!m->sse)
+        return 0;
+    if (!strcmp(m->sse, "AES256")) {
+        sc->sse = BFS_S3_SSE_S3;
+    } else if (!strcmp(m->sse, "aws:kms")) {
+        sc->sse = BFS_S3_SSE_KMS;
+        sc->sse_kms_key_id = m->sse_kms_key_id;
+    } else {
+        sc->sse = BFS_S3_SSE_C;
+        r = bfs_s3_sse_c_key_load(m->sse_c_key_file, key, err, errlen);
+        sc->sse_c_key = key;
+    }
+    return r;
+}
+
+static int make_client(struct bfs_fs *fs, const struct bfs_mapping *m,
+                       const struct bfs_conn_settings *o, const char *bucket,
+                       struct bfs_s3_client **ret, char *err, size_t errlen)
 {
     const struct bfs_config *c = fs->cfg;
     struct bfs_s3_config sc = client_config(c, o);
+    unsigned char key[32];
     struct bfs_s3_creds_opts co = {
         .access_key = c->access_key, .secret_key = c->secret_key,
         .session_token = c->session_token, .passwd_file = c->passwd_file,
@@ -43,11 +68,14 @@ static int make_client(struct bfs_fs *fs, const struct bfs_conn_settings *o,
         .anonymous = c->anonymous};
     struct bfs_s3_client **nc;
     struct bfs_s3_creds *creds;
-    int r;
+    int r = client_encryption(m, &sc, key, err, errlen);
 
-    r = bfs_s3_creds_new(&co, &creds, err, errlen);
-    if (r < 0)
+    if (r == 0)
+        r = bfs_s3_creds_new(&co, &creds, err, errlen);
+    if (r < 0) {
+        explicit_bzero(key, sizeof(key));
         return r;
+    }
     nc = realloc(fs->clients, (fs->nclients + 1) * sizeof(*nc));
     if (!nc) {
         bfs_s3_creds_free(creds);
@@ -55,15 +83,20 @@ static int make_client(struct bfs_fs *fs, const struct bfs_conn_settings *o,
     }
     fs->clients = nc;
     r = bfs_s3_client_new(&sc, creds, &fs->clients[fs->nclients], err, errlen);
+    explicit_bzero(key, sizeof(key));
     if (r < 0)
         return r;
     *ret = fs->clients[fs->nclients++];
     return 0;
 }
 
-static int overrides(const struct bfs_conn_settings *o)
+/* Whether mapping m needs a client of its own. */
+static int overrides(const struct bfs_mapping *m)
 {
-    return o->region || o->endpoint || o->path_style >= 0 || o->profile;
+    const struct bfs_conn_settings *o = &m->conn;
+
+    return o->region || o->endpoint || o->path_style >= 0 || o->profile || m->sse ||
+           m->storage_class;
 }
 
 /* Adds a mapping and its directory row under the root. Caller holds no lock. */
@@ -134,13 +167,13 @@ static int setup_maps(struct bfs_fs *fs, char *err, size_t errlen)
     struct bfs_s3_client *dflt;
     int r;
 
-    r = make_client(fs, NULL, c->nmaps ? c->maps[0].bucket : NULL, &dflt, err, errlen);
+    r = make_client(fs, NULL, NULL, c->nmaps ? c->maps[0].bucket : NULL, &dflt, err, errlen);
     for (size_t i = 0; i < c->nmaps && r == 0; i++) {
         const struct bfs_mapping *m = &c->maps[i];
         struct bfs_s3_client *cl = dflt;
 
-        if (overrides(&m->conn))
-            r = make_client(fs, &m->conn, m->bucket, &cl, err, errlen);
+        if (overrides(m))
+            r = make_client(fs, m, &m->conn, m->bucket, &cl, err, errlen);
         if (r == 0)
             r = add_mapping(fs, m->name, m->bucket, m->prefix, cl, m->read_only);
         if (r < 0 && !err[0])

@@ -535,6 +535,9 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
     }
     r = src.kind == BFS_KIND_DIR ? rename_dir(fs, m, from, to)
                                  : rename_file(fs, m, src.ino, from, to);
+    if (r == -ENOSYS && src.kind != BFS_KIND_DIR)
+        r = -EXDEV; /* the server cannot copy it (Ceph RGW and encrypted objects):
+                     * mv then copies through the mount and unlinks */
     if (r == 0)
         r = bfs_store_node_move(fs->store, src.ino, newparent, newname);
     if (r == 0) {

@@ -92,7 +92,7 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
                       struct bfs_s3_client **ret, char *err, size_t errlen)
 {
     struct bfs_s3_client *c = calloc(1, sizeof(*c));
-    const char *endpoint, *region;
+    const char *endpoint, *region, *ca_file;
     char awsurl[128];
     int r;
 
@@ -117,8 +117,9 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
     }
     c->region = strdup(region);
     c->endpoint = strdup(endpoint);
-    c->ca_file = cfg->ca_file ? strdup(cfg->ca_file) : NULL;
-    if (!c->region || !c->endpoint || (cfg->ca_file && !c->ca_file)) {
+    ca_file = cfg->ca_file ? cfg->ca_file : env("AWS_CA_BUNDLE"); /* as AWS's tools do */
+    c->ca_file = ca_file ? strdup(ca_file) : NULL;
+    if (!c->region || !c->endpoint || (ca_file && !c->ca_file)) {
         r = -ENOMEM;
         goto fail;
     }
@@ -132,6 +133,11 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
     c->insecure = cfg->insecure;
+    r = s3_sse_setup(c, cfg);
+    if (r == -EINVAL)
+        snprintf(err, errlen, "SSE-C needs a key (sse_c_key_file)");
+    if (r < 0)
+        goto fail;
     c->pool = s3_pool_new(cfg->max_connections);
     if (!c->pool) {
         r = -ENOMEM;
@@ -158,6 +164,7 @@ void bfs_s3_client_free(struct bfs_s3_client *c)
     free(c->endpoint);
     free(c->region);
     free(c->ca_file);
+    s3_sse_done(c);
     free(c);
 }
 

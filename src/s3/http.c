@@ -682,6 +682,7 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
     int rc, maybe_ran = 0;
     int64_t t0 = bfs_mono_ms();
 
+    s3_sse_headers(c, r);
     rc = payload_hash(c, r, hash);
     if (rc < 0) {
         bfs_s3_error_set(reterr, rc, 0, "BodyReadFailed", "cannot read the request body");

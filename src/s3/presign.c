@@ -21,6 +21,8 @@ int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *
 
     if (expires < 1 || expires > BFS_S3_PRESIGN_MAX)
         return -EINVAL;
+    if (c->sse == BFS_S3_SSE_C)
+        return -ENOTSUP; /* a GET of an SSE-C object needs the key in headers */
     if (bfs_s3_creds_get(c->creds, &k) == 1)
         return -ENOKEY; /* anonymous: nothing to sign with */
     bfs_buf_init(&host, BFS_BUF_CAP_URL);

@@ -51,6 +51,11 @@ void s3_request_header(struct s3_request *r, const char *name, const char *value
 int s3_request_meta(struct s3_request *r, const struct bfs_s3_meta *m, const char *ctype);
 int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                        struct bfs_s3_error *reterr);
+/* Encryption and storage class (sse.c): copied from the config at client
+ * creation; the headers a request of r->op needs, added before signing. */
+int s3_sse_setup(struct bfs_s3_client *c, const struct bfs_s3_config *cfg);
+void s3_sse_done(struct bfs_s3_client *c);
+void s3_sse_headers(const struct bfs_s3_client *c, struct s3_request *r);
 /* For operations that retry on their own (errors inside 200 replies). */
 int s3_client_retries(const struct bfs_s3_client *c);
 void s3_backoff(struct bfs_s3_client *c, int attempt);
@@ -73,6 +78,11 @@ struct bfs_s3_client {
     long low_speed_time_s;
     char *ca_file;
     int insecure;
+    enum bfs_s3_sse sse;
+    char *sse_kms_key_id;
+    char *storage_class;
+    char sse_c_key_b64[48];     /* SSE-C key and its MD5, base64, as sent */
+    char sse_c_key_md5_b64[32];
     struct bfs_s3_creds *creds; /* owned; has its own lock */
     struct s3_pool *pool;
 

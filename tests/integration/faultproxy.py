@@ -17,6 +17,9 @@ item are forwarded untouched. Faults:
 The log gets one line per request: "METHOD PATH -> FAULT|forwarded STATUS".
 The Host header is forwarded as the client sent it, so SigV4 signatures made
 for the proxy's address still verify at the server.
+--log-headers PREFIX[,PREFIX...] also logs, before that line, the request
+headers whose lower-case names start with a PREFIX:
+"HEADERS METHOD PATH name=value; name=value".
 """
 import argparse, http.client, socket, socketserver, sys, threading, time, urllib.parse
 
@@ -85,6 +88,10 @@ class Handler(socketserver.StreamRequestHandler):
             method, target, headers, body = req
             fault = take(method)
             path = target.split("?")[0]
+            if self.server.log_headers:
+                shown = [f"{k.lower()}={v}" for k, v in headers
+                         if k.lower().startswith(self.server.log_headers)]
+                note(f"HEADERS {method} {target} " + "; ".join(shown))
             if fault in ("503", "500", "429"):
                 code = {"503": "SlowDown", "500": "InternalError", "429": "TooManyRequests"}[fault]
                 note(f"{method} {path} -> {fault}")
@@ -153,6 +160,7 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--plan", default="")
+    ap.add_argument("--log-headers", default="")
     a = ap.parse_args()
     for item in filter(None, a.plan.split(",")):
         m, f = item.split(":", 1)
@@ -160,6 +168,7 @@ def main():
     log = open(a.log, "a")
     srv = Server(("127.0.0.1", 0), Handler)
     srv.upstream = a.upstream
+    srv.log_headers = tuple(filter(None, a.log_headers.lower().split(",")))
     with open(a.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     import os
