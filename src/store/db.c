@@ -20,6 +20,7 @@
  * pthread key; all of them are closed by bfs_store_close.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,39 @@ int store_exec(sqlite3_stmt *st)
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno(rc);
+}
+
+int store_exec_args(struct store_conn *c, enum stmt_id id, const char *fmt, ...)
+{
+    sqlite3_stmt *st = store_stmt(c, id);
+    va_list ap;
+    int i = 1;
+
+    if (!st)
+        return -EIO;
+    va_start(ap, fmt);
+    for (; *fmt; fmt++, i++) {
+        if (*fmt == 'i')
+            sqlite3_bind_int64(st, i, (sqlite3_int64)va_arg(ap, int64_t));
+        else
+            sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+    }
+    va_end(ap);
+    return store_exec(st);
+}
+
+int store_begin(struct store_conn *c)
+{
+    return c ? store_exec(store_stmt(c, ST_BEGIN)) : -EIO;
+}
+
+int store_end(struct store_conn *c, int r)
+{
+    if (r == 0)
+        r = store_exec(store_stmt(c, ST_COMMIT));
+    if (r < 0)
+        (void)store_exec(store_stmt(c, ST_ROLLBACK));
+    return r;
 }
 
 static void conn_free(struct store_conn *c)

@@ -140,22 +140,13 @@ int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
 {
     struct store_conn *c = store_conn(s);
     sqlite3_stmt *st;
-    int rc, r;
+    int rc, r = store_begin(c);
 
-    if (!c)
-        return -EIO;
-    r = store_exec(store_stmt(c, ST_BEGIN));
     if (r < 0)
         return r;
-    /* a new file gets a new inode number, never the one of a deleted file
-     * that some process may still hold open */
-    st = store_stmt(c, ST_NODE_DROP_NAME);
-    r = st ? 0 : -EIO;
-    if (r == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)n->parent);
-        sqlite3_bind_text(st, 2, n->name, -1, SQLITE_STATIC);
-        r = store_exec(st);
-    }
+    /* the old row of the name goes; its inode number is never handed out
+     * again (AUTOINCREMENT, db.c), as some process may still hold it open */
+    r = store_exec_args(c, ST_NODE_DROP_NAME, "it", (int64_t)n->parent, n->name);
     st = r == 0 ? store_stmt(c, ST_NODE_INSERT) : NULL;
     if (r == 0 && !st)
         r = -EIO;
@@ -170,11 +161,7 @@ int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
             r = store_errno(rc) ? store_errno(rc) : -EIO;
         sqlite3_reset(st);
     }
-    if (r == 0)
-        r = store_exec(store_stmt(c, ST_COMMIT));
-    if (r < 0)
-        (void)store_exec(store_stmt(c, ST_ROLLBACK));
-    return r;
+    return store_end(c, r);
 }
 
 int bfs_store_node_update(struct bfs_store *s, const struct bfs_node *n)
@@ -191,104 +178,42 @@ int bfs_store_node_update(struct bfs_store *s, const struct bfs_node *n)
 int bfs_store_node_move(struct bfs_store *s, uint64_t ino, uint64_t parent, const char *name)
 {
     struct store_conn *c = store_conn(s);
-    sqlite3_stmt *st;
-    int r;
+    int r = store_begin(c);
 
-    if (!c)
-        return -EIO;
-    r = store_exec(store_stmt(c, ST_BEGIN));
     if (r < 0)
         return r;
-    st = store_stmt(c, ST_NODE_DROP_AT);
-    r = st ? 0 : -EIO;
-    if (r == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)ino);
-        r = store_exec(st);
-    }
-    if (r == 0) {
-        st = store_stmt(c, ST_NODE_MOVE);
-        r = st ? 0 : -EIO;
-    }
-    if (r == 0) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)parent);
-        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        r = store_exec(st);
-    }
+    r = store_exec_args(c, ST_NODE_DROP_AT, "iti", (int64_t)parent, name, (int64_t)ino);
     if (r == 0)
-        r = store_exec(store_stmt(c, ST_COMMIT));
-    if (r < 0)
-        (void)store_exec(store_stmt(c, ST_ROLLBACK));
-    return r;
-}
-
-/* Runs statement id with ?1 = a number and, when name is not NULL, ?2 = name. */
-static int exec_id_name(struct bfs_store *s, enum stmt_id id, uint64_t num, const char *name)
-{
-    sqlite3_stmt *st = store_stmt(store_conn(s), id);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)num);
-    if (name)
-        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    return store_exec(st);
+        r = store_exec_args(c, ST_NODE_MOVE, "iit", (int64_t)ino, (int64_t)parent, name);
+    return store_end(c, r);
 }
 
 int bfs_store_node_remove(struct bfs_store *s, uint64_t ino)
 {
-    return exec_id_name(s, ST_NODE_REMOVE, ino, NULL);
+    return store_exec_args(store_conn(s), ST_NODE_REMOVE, "i", (int64_t)ino);
 }
 
 int bfs_store_node_gone(struct bfs_store *s, uint64_t parent, const char *name)
 {
-    return exec_id_name(s, ST_NODE_GONE, parent, name);
-}
-
-static int set_listing(struct store_conn *c, uint64_t parent, int64_t now_ns)
-{
-    sqlite3_stmt *st = store_stmt(c, ST_LISTING_SET);
-
-    if (!st)
-        return -EIO;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-    sqlite3_bind_int64(st, 2, now_ns);
-    return store_exec(st);
+    return store_exec_args(store_conn(s), ST_NODE_GONE, "it", (int64_t)parent, name);
 }
 
 int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_node *nodes,
                               size_t n, int64_t now_ns)
 {
     struct store_conn *c = store_conn(s);
-    sqlite3_stmt *st;
-    int r;
+    int r = store_begin(c);
 
-    if (!c)
-        return -EIO;
-    r = store_exec(store_stmt(c, ST_BEGIN));
     if (r < 0)
         return r;
-    st = store_stmt(c, ST_CHILDREN_ABSENT);
-    if (!st) {
-        r = -EIO;
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
-    r = store_exec(st);
+    r = store_exec_args(c, ST_CHILDREN_ABSENT, "i", (int64_t)parent);
     for (size_t i = 0; i < n && r == 0; i++) {
         nodes[i].parent = parent;
         r = put(c, &nodes[i]);
     }
     if (r == 0)
-        r = set_listing(c, parent, now_ns);
-out:
-    if (r == 0)
-        r = store_exec(store_stmt(c, ST_COMMIT));
-    if (r < 0)
-        (void)store_exec(store_stmt(c, ST_ROLLBACK));
-    return r;
+        r = store_exec_args(c, ST_LISTING_SET, "ii", (int64_t)parent, now_ns);
+    return store_end(c, r);
 }
 
 int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent)
@@ -307,7 +232,7 @@ int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent)
 
 int bfs_store_listing_invalidate(struct bfs_store *s, uint64_t parent)
 {
-    return exec_id_name(s, ST_LISTING_DEL, parent, NULL);
+    return store_exec_args(store_conn(s), ST_LISTING_DEL, "i", (int64_t)parent);
 }
 
 int bfs_store_children(struct bfs_store *s, uint64_t parent,
@@ -372,12 +297,12 @@ int bfs_store_xattr_set(struct bfs_store *s, uint64_t ino, const char *name, con
 
 int bfs_store_xattr_remove(struct bfs_store *s, uint64_t ino, const char *name)
 {
-    return exec_id_name(s, ST_XATTR_DEL, ino, name);
+    return store_exec_args(store_conn(s), ST_XATTR_DEL, "it", (int64_t)ino, name);
 }
 
 int bfs_store_xattr_clear(struct bfs_store *s, uint64_t ino)
 {
-    return exec_id_name(s, ST_XATTR_CLEAR, ino, NULL);
+    return store_exec_args(store_conn(s), ST_XATTR_CLEAR, "i", (int64_t)ino);
 }
 
 int bfs_store_xattrs(struct bfs_store *s, uint64_t ino,

@@ -53,6 +53,13 @@ sqlite3_stmt *store_stmt(struct store_conn *c, enum stmt_id id);
 int store_errno(int rc);
 /* Runs a statement that returns no rows; resets it. */
 int store_exec(sqlite3_stmt *st);
+/* Binds ?1, ?2, ... from the arguments, as fmt says: 'i' an int64_t or
+ * uint64_t, 't' a string (borrowed for the call), then runs statement id. */
+int store_exec_args(struct store_conn *c, enum stmt_id id, const char *fmt, ...);
+/* BEGIN IMMEDIATE; and its end: COMMIT when r is 0, else ROLLBACK. Returns r
+ * (or the COMMIT's error). */
+int store_begin(struct store_conn *c);
+int store_end(struct store_conn *c, int r);
 
 int store_blocks_init(struct bfs_store *s);
 int store_journal_open(struct bfs_store *s);

@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 import test_mount as tm  # noqa: E402  (shared Mount machinery, not its tests)
 from test_mount import (BUCKET, MiB, SERVER, MountError, free_port, md5hex,  # noqa: E402
                         read_all)
-from test_write import WMount  # noqa: E402
+from test_write import WriteTestCase  # noqa: E402
 
 
 import boto3  # noqa: E402
@@ -61,18 +61,8 @@ def make_ca_and_cert(d):
     return os.path.join(d, "ca.pem"), os.path.join(d, "server.key"), os.path.join(d, "server.pem")
 
 
-class TransportTestCase(tm.MountTestCase):
-    def mount(self, maps="default", **kw):
-        """A WMount (its unmount waits for the uploads)."""
-        if maps == "default":
-            maps = [("t", "s3://%s/%s" % (BUCKET, self.p.rstrip("/")))]
-        m = WMount(maps=maps, **kw)
-        self.addCleanup(m.cleanup)
-        return m
-
-
 @unittest.skipUnless(SERVER == "s3rver", "runs in the s3rver pass (it starts its own HTTPS s3rver)")
-class TlsTest(TransportTestCase):
+class TlsTest(WriteTestCase):
     """Certificates are verified unless the user explicitly says otherwise."""
 
     @classmethod
@@ -137,7 +127,7 @@ CAPTURED = ("x-amz-server-side-encryption", "x-amz-copy-source-server-side-encry
             "x-amz-storage-class")
 
 
-class EncryptionTest(TransportTestCase):
+class EncryptionTest(WriteTestCase):
 
     def setUp(self):
         super().setUp()
