@@ -119,6 +119,7 @@ struct wfile {
     uint32_t mode, uid, gid;
     uint64_t done_gen;        /* newest generation known to be in S3 */
     int uploading;            /* an upload of this inode runs */
+    uint64_t sent;            /* bytes of the running upload S3 has taken (parts) */
     int queued;               /* in the upload queue */
     int rerun;                /* asked for while uploading: queue again at the end */
     int last_err;             /* result of the newest finished upload */
@@ -247,6 +248,11 @@ int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
 
 /* Records an open handle (so that bfs_fs_free can release leftovers). */
 void fs_file_track(struct bfs_fs *fs, struct bfs_file *f);
+/* read.c: copies the first size bytes of fd (a file just uploaded as etag)
+ * into the block cache, so that reading back what was written costs no
+ * download. Files above FS_IMPORT_MAX are left to be fetched on demand. */
+#define FS_IMPORT_MAX (64ull << 20)
+void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd, uint64_t size);
 
 /* ---- upload.c ---- */
 int fs_uploader_start(struct bfs_fs *fs, int nthreads);
@@ -257,6 +263,11 @@ const char *fs_content_type(const char *key);
  * user.* attributes of ino (0: none). */
 int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t mode,
                 uint32_t uid, uint32_t gid, int64_t mtime_ns);
+
+/* ---- report.c ---- */
+/* The user.bucketfs.WHAT attributes other than stats ("uploads",
+ * "presign.SECS") of ino into b; -ENODATA for an unknown WHAT. */
+int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bfs_buf *b);
 
 /* ---- xattr.c ---- */
 /* "xattr-" + the attribute name after "user.", escaped so that S3's

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bucketfs/util.h"
 #include "fs-int.h"
@@ -83,6 +84,20 @@ static int fetch(struct bfs_fs *fs, const struct target *t, uint64_t idx, struct
         return -EIO; /* the server sent less than the range: object changed? */
     (void)bfs_store_block_put(fs->store, t->ino, t->etag, idx, in->data, in->len);
     return 0;
+}
+
+void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd, uint64_t size)
+{
+    char *buf = size > 0 && size <= FS_IMPORT_MAX ? malloc(fs->block) : NULL;
+
+    for (uint64_t off = 0, idx = 0; buf && off < size; off += fs->block, idx++) {
+        size_t len = size - off < fs->block ? (size_t)(size - off) : fs->block;
+
+        if (pread(fd, buf, len, (off_t)off) != (ssize_t)len ||
+            bfs_store_block_put(fs->store, ino, etag, idx, buf, len) < 0)
+            break; /* a cache that is full or failing only costs a download later */
+    }
+    free(buf);
 }
 
 /* Returns the in-flight entry for block idx, done, with a reference the

@@ -133,6 +133,7 @@ void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino)
 /* ---- multipart ---- */
 
 struct parts {
+    struct wfile *w;          /* NULL, or whose sent bytes grow with each part */
     struct bfs_s3_client *client;
     const char *bucket, *key, *id;
     int fd, nparts;
@@ -162,6 +163,11 @@ static void *part_worker(void *arg)
         body.length = p->size - body.offset < p->part_size ? p->size - body.offset
                                                             : p->part_size;
         r = bfs_s3_mpu_part(p->client, p->bucket, p->key, p->id, part + 1, &body, etag, &e);
+        if (r == 0 && p->w) { /* progress for bucketfs status and sync */
+            pthread_mutex_lock(&p->w->lock);
+            p->w->sent += body.length;
+            pthread_mutex_unlock(&p->w->lock);
+        }
         pthread_mutex_lock(&p->lock);
         if (r == 0)
             p->etags[part] = strdup(etag);
@@ -173,11 +179,11 @@ static void *part_worker(void *arg)
     }
 }
 
-static int multipart(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u, int fd,
-                     const struct bfs_s3_put_params *pp, char etag[BFS_S3_ETAG_MAX],
-                     struct bfs_s3_error *e)
+static int multipart(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
+                     const struct bfs_upload *u, int fd, const struct bfs_s3_put_params *pp,
+                     char etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *e)
 {
-    struct parts p = {.client = m->client, .bucket = m->bucket, .key = u->key, .fd = fd,
+    struct parts p = {.w = w, .client = m->client, .bucket = m->bucket, .key = u->key, .fd = fd,
                       .size = u->size};
     pthread_t th[PART_JOBS];
     char *id = NULL;
@@ -236,8 +242,9 @@ static struct mapping *mapping_named(struct bfs_fs *fs, const char *name)
     return m;
 }
 
-static int send_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
-                     char etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *e)
+static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
+                     const struct bfs_upload *u, char etag[BFS_S3_ETAG_MAX],
+                     struct bfs_s3_error *e)
 {
     struct bfs_s3_meta meta = {0};
     struct bfs_s3_put_params pp = {.meta = &meta, .content_type = fs_content_type(u->key)};
@@ -257,7 +264,7 @@ static int send_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_uplo
     if (r == 0 && u->size <= MULTIPART_MIN)
         r = bfs_s3_put_object(m->client, m->bucket, u->key, &body, &pp, etag, e);
     else if (r == 0)
-        r = multipart(fs, m, u, body.fd, &pp, etag, e);
+        r = multipart(fs, w, m, u, body.fd, &pp, etag, e);
     close(body.fd);
     bfs_s3_meta_done(&meta);
     return r;
@@ -286,6 +293,8 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             n.fetched_ns = bfs_now_ns();
             n.meta |= BFS_META_HEADED;
             (void)bfs_store_node_update(fs->store, &n);
+            /* under w->lock: no write can change the staging file meanwhile */
+            fs_blocks_import(fs, u->ino, n.etag, w->fd, u->size);
         }
         if (w->gen > u->gen) { /* a newer generation took over: this file is done */
             char path[4096];
@@ -350,6 +359,7 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
         }
         w->uploading = 1;
         w->queued = 0;
+        w->sent = 0;
         pthread_mutex_unlock(&w->lock);
     }
     r = bfs_store_upload_get(fs->store, ino, &u);
@@ -371,7 +381,7 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
         bfs_s3_error_set(&e, -ENXIO, 400, "NoSuchMapping", "mapping not in this mount's config");
         r = e.err;
     } else {
-        r = send_file(fs, m, &u, etag, &e);
+        r = send_file(fs, w, m, &u, etag, &e);
     }
     if (r == 0)
         record_success(fs, w, &u, m, etag);

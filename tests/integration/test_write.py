@@ -324,6 +324,34 @@ class WriteTestCase(MountTestCase):
 # ----------------------------------------------------------------- files
 class FileWriteTest(WriteTestCase):
 
+    def test_read_back_after_upload_costs_no_download(self):
+        """A file read back after its upload (a pipeline writing a result and
+        loading it again) is served from the block cache the upload filled."""
+        files = {"result.csv": os.urandom(5 * MiB + 123), "model.pkl": os.urandom(40 * MiB)}
+        cache = os.path.join(self.tmp, "cache")
+        with self.mount(opts={"cache_dir": cache}) as m:
+            for name, data in files.items():
+                write_file(m.path("t", name), data)
+            m.wait_uploads()
+            deadline = time.monotonic() + 10  # the staging copy goes when idle
+            while os.listdir(os.path.join(cache, "staging")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(os.listdir(os.path.join(cache, "staging")), [])
+            before = m.stats()["by_op"]["get"]
+            for name, data in files.items():
+                self.assertBytes(read_all(m.path("t", name)), data, name)
+            s = m.stats()
+            self.assertEqual(s["by_op"]["get"] - before, 0,
+                             "GETs to read back files just uploaded: %r" % s)
+            m.unmount_wait()
+        with self.mount(opts={"cache_dir": cache}) as m:  # and after a remount
+            for name, data in files.items():
+                self.assertBytes(read_all(m.path("t", name)), data, name + " after remount")
+            s = m.stats()
+            self.assertEqual(s["by_op"]["get"], 0, "GETs after remount: %r" % s)
+        for name, data in files.items():
+            self.assertObject(name, data=data)
+
     def test_new_files(self):
         """New files of several sizes and types: mode, uid, gid, mtime and
         Content-Type in S3; readers see the data before it is uploaded."""
