@@ -3,7 +3,8 @@
  * xattr.c: read-only extended attributes. On files and directories,
  * user.s3.bucket, user.s3.key, user.s3.etag and user.s3.url describe the
  * object behind the name. On the mount root, user.bucketfs.stats holds the
- * mount's counters as one JSON object (what `bucketfs status` shows).
+ * mount's counters as one JSON object (what `bucketfs status` shows);
+ * report.c answers the other user.bucketfs.* names (uploads, presign).
  *
  * user.* attributes set by users are kept in the store and persisted in the
  * object's metadata as x-amz-meta-xattr-NAME (NAME escaped: S3 lower-cases
@@ -17,13 +18,14 @@
 
 #include <sys/xattr.h>
 
+#include "bfs-config.h"
 #include "bucketfs/util.h"
 #include "fs-int.h"
 
 #define META_LIMIT 2000 /* S3: 2 KB of user metadata, names and values */
 
 static const char object_names[] = "user.s3.bucket\0user.s3.key\0user.s3.url\0";
-static const char root_names[] = "user.bucketfs.stats\0";
+static const char root_names[] = "user.bucketfs.stats\0user.bucketfs.uploads\0";
 
 static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
 {
@@ -56,14 +58,21 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
         r = bfs_buf_addf(b, "},\"cache\":{\"bytes\":%llu,\"limit\":%llu,\"blocks\":%llu,"
                             "\"hits\":%llu,\"misses\":%llu,\"evictions\":%llu,"
                             "\"write_failures\":%llu},\"skipped_keys\":%llu,"
-                            "\"readahead_blocks\":%llu,\"ranged_gets\":%llu}",
+                            "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
+                            "\"uploaded\":%llu,\"uploaded_bytes\":%llu,"
+                            "\"upload_failures\":%llu,\"uptime_s\":%lld,"
+                            "\"version\":\"%s\"}",
                          (unsigned long long)ss.cache_bytes, (unsigned long long)ss.cache_limit,
                          (unsigned long long)ss.blocks, (unsigned long long)ss.hits,
                          (unsigned long long)ss.misses, (unsigned long long)ss.evictions,
                          (unsigned long long)ss.write_failures,
                          (unsigned long long)atomic_load(&fs->skipped_keys),
                          (unsigned long long)atomic_load(&fs->readahead_blocks),
-                         (unsigned long long)atomic_load(&fs->ranged_gets));
+                         (unsigned long long)atomic_load(&fs->ranged_gets),
+                         (unsigned long long)atomic_load(&fs->up.uploaded),
+                         (unsigned long long)atomic_load(&fs->up.bytes),
+                         (unsigned long long)atomic_load(&fs->up.failures),
+                         (long long)((bfs_now_ns() - fs->started_ns) / 1000000000), BFS_VERSION);
     return r;
 }
 
@@ -163,12 +172,15 @@ ssize_t bfs_fs_getxattr(struct bfs_fs *fs, uint64_t ino, const char *name, char 
     struct bfs_buf b;
     ssize_t r;
 
-    if (ino != BFS_ROOT_INO && strncmp(name, "user.", 5) == 0 && strncmp(name, "user.s3.", 8)) {
+    if (ino != BFS_ROOT_INO && strncmp(name, "user.", 5) == 0 && strncmp(name, "user.s3.", 8) &&
+        strncmp(name, "user.bucketfs.", 14)) {
         r = load(fs, ino, &n);
         return r < 0 ? r : bfs_store_xattr_get(fs->store, ino, name + 5, buf, size);
     }
     bfs_buf_init(&b, BFS_BUF_CAP_SMALL);
-    if (ino == BFS_ROOT_INO)
+    if (!strncmp(name, "user.bucketfs.", 14) && strcmp(name, "user.bucketfs.stats"))
+        r = fs_report_xattr(fs, ino, name + 14, &b); /* uploads, presign.SECS */
+    else if (ino == BFS_ROOT_INO)
         r = !strcmp(name, "user.bucketfs.stats") ? stats_json(fs, &b) : -ENODATA;
     else
         r = object_attr(fs, ino, name, &b);

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync.c: `bucketfs sync [--quiet] MOUNTPOINT [PATH]`: waits until every
+ * file written and closed under PATH (the whole mount without it) is in S3.
+ *
+ * It polls user.bucketfs.uploads of PATH (the daemon reports the journal
+ * rows of that subtree) instead of asking the daemon to wait, so that no
+ * FUSE thread is held for minutes and Ctrl-C simply stops waiting. The
+ * uploads go on in the daemon either way.
+ *
+ * The daemon retries a failed upload forever (SPEC.md "Writes"), so sync
+ * cannot wait for it: once nothing under PATH is uploading or queued and
+ * every remaining upload has failed (permanently, or transiently and
+ * waiting for its next try), it names each file with its error and exits
+ * 1. Files still open for writing are not journaled yet: sync names them
+ * but does not wait for them, as their data is sent when they are closed.
+ *
+ * Exit status: 0 all uploaded, 1 some upload failed, 2 usage, or the mount
+ * or PATH could not be asked.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bucketfs/util.h"
+#include "cli-int.h"
+
+#define POLL_FIRST_MS 50
+#define POLL_MAX_MS 250
+#define BAR_WIDTH 30
+
+struct progress {
+    int on;             /* drawing a bar on stderr (a terminal) */
+    uint64_t most;      /* the most bytes seen outstanding: 100% of the bar */
+    int64_t t0_ms;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: bucketfs sync [--quiet] MOUNTPOINT [PATH]\n"
+                 "\n"
+                 "Waits until every file written and closed under PATH (a file or directory\n"
+                 "of the mount; the whole mount without PATH) is in S3. Exits 1, naming the\n"
+                 "files and errors, when uploads fail (the daemon keeps retrying them).\n"
+                 "\n"
+                 "  -q, --quiet   no progress bar (it is drawn only when stderr is a terminal)\n"
+                 "  -h, --help\n");
+}
+
+/* PATH as given, or relative to the mount point when that is where it
+ * exists; it must be on the mount's device. Returns the path to ask, or
+ * NULL after printing why. Caller frees. */
+static char *resolve_path(const char *mnt, dev_t dev, const char *path)
+{
+    struct bfs_buf b;
+    struct stat st;
+    char *p = NULL;
+
+    bfs_buf_init(&b, BFS_BUF_CAP_SMALL);
+    if (stat(path, &st) == 0 || path[0] == '/' || errno == ENOTCONN) {
+        if (bfs_buf_adds(&b, path) == 0)
+            p = bfs_buf_steal(&b);
+    } else if (bfs_buf_addf(&b, "%s/%s", mnt, path) == 0) {
+        p = bfs_buf_steal(&b);
+    }
+    bfs_buf_done(&b);
+    if (!p) {
+        fprintf(stderr, "bucketfs sync: out of memory\n");
+        return NULL;
+    }
+    if (stat(p, &st) < 0) {
+        cli_report_errno("sync", path, errno);
+    } else if (st.st_dev != dev) {
+        fprintf(stderr, "bucketfs sync: ");
+        cli_put_safe(stderr, path);
+        fprintf(stderr, " is not inside the bucketfs mount ");
+        cli_put_safe(stderr, mnt);
+        fputc('\n', stderr);
+    } else {
+        return p;
+    }
+    free(p);
+    return NULL;
+}
+
+static void draw(struct progress *pg, const struct cli_json *up)
+{
+    uint64_t pending = cli_json_u64(up, "pending_bytes"), sent = cli_json_u64(up, "sent_bytes");
+    uint64_t left = pending > sent ? pending - sent : 0, done;
+    char bar[BAR_WIDTH + 1], a[32], b[32];
+    int fill;
+
+    if (!pg->on)
+        return;
+    if (left > pg->most)
+        pg->most = left;
+    done = pg->most - left;
+    fill = pg->most ? (int)(done * BAR_WIDTH / pg->most) : BAR_WIDTH;
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[BAR_WIDTH] = '\0';
+    cli_fmt_bytes(done, a);
+    cli_fmt_bytes(pg->most, b);
+    fprintf(stderr, "\r\033[Ksync [%s] %3d%%  %s of %s, %llu file%s left", bar,
+            pg->most ? (int)(done * 100 / pg->most) : 100, a, b,
+            (unsigned long long)(cli_json_u64(up, "pending") + cli_json_u64(up, "failed")),
+            cli_json_u64(up, "pending") + cli_json_u64(up, "failed") == 1 ? "" : "s");
+    fflush(stderr);
+}
+
+static void clear_bar(const struct progress *pg)
+{
+    if (pg->on)
+        fprintf(stderr, "\r\033[K");
+}
+
+/* Names every listed item of state (one of "failed", "retrying", "open"). */
+static void name_items(const struct cli_json *up, const char *state)
+{
+    const struct cli_json *items = cli_json_get(up, "items");
+
+    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
+        uint64_t retry = cli_json_u64(it, "retry_in_s");
+        char t[32];
+
+        if (strcmp(cli_json_str(it, "state"), state) != 0)
+            continue;
+        fprintf(stderr, "bucketfs sync: ");
+        cli_put_safe(stderr, cli_json_str(it, "path"));
+        if (!strcmp(state, "open")) {
+            fprintf(stderr, " is still open for writing: not waited for (it is uploaded "
+                            "when closed)\n");
+            continue;
+        }
+        fprintf(stderr, ": upload failed: ");
+        cli_put_safe(stderr, cli_json_str(it, "error"));
+        fprintf(stderr, " (attempt %llu", (unsigned long long)cli_json_u64(it, "attempts"));
+        if (retry) {
+            cli_fmt_secs(retry, t);
+            fprintf(stderr, "; the daemon tries again in %s", t);
+        }
+        fprintf(stderr, ")\n");
+    }
+}
+
+static int report_failures(const struct cli_json *up)
+{
+    uint64_t stuck = cli_json_u64(up, "stuck"), listed = 0;
+    const struct cli_json *items = cli_json_get(up, "items");
+
+    name_items(up, "failed");
+    name_items(up, "retrying");
+    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
+        listed += !strcmp(cli_json_str(it, "state"), "failed") ||
+                  !strcmp(cli_json_str(it, "state"), "retrying");
+    if (stuck > listed)
+        fprintf(stderr, "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
+                        "--json)\n", (unsigned long long)(stuck - listed));
+    fprintf(stderr, "bucketfs sync: %llu upload%s failed; the data stays in the cache and the "
+                    "daemon keeps retrying\n", (unsigned long long)stuck, stuck == 1 ? "" : "s");
+    return 1;
+}
+
+/* One look at the uploads: 0 all done, 1 failed, -1 keep waiting, 2 error. */
+static int look(const char *target, struct progress *pg)
+{
+    struct cli_json *up = NULL;
+    uint64_t left, moving;
+    int r = cli_read_json(target, "user.bucketfs.uploads", &up);
+
+    if (r < 0) {
+        clear_bar(pg);
+        cli_report_errno("sync", target, r == -EINVAL ? EPROTO : -r);
+        return 2;
+    }
+    left = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
+    moving = cli_json_u64(up, "uploading") + cli_json_u64(up, "queued");
+    if (left == 0 || moving == 0) {
+        clear_bar(pg);
+        name_items(up, "open");
+        r = left == 0 ? 0 : report_failures(up);
+        if (r == 0 && pg->on && pg->most) {
+            char a[32];
+
+            cli_fmt_bytes(pg->most, a);
+            fprintf(stderr, "sync: %s uploaded in %.1f s\n", a,
+                    (double)(bfs_mono_ms() - pg->t0_ms) / 1000);
+        }
+    } else {
+        draw(pg, up);
+        r = -1;
+    }
+    cli_json_free(up);
+    return r;
+}
+
+static int parse_args(int argc, char **argv, int *quiet, const char **mnt, const char **path)
+{
+    static const struct option lo[] = {
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int ch;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+        if (ch == 'q') {
+            *quiet = 1;
+        } else if (ch == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind < 1 || argc - optind > 2) {
+        fprintf(stderr, "bucketfs sync: %s\n", argc == optind ? "no mount point given"
+                                                              : "too many arguments");
+        usage(stderr);
+        return 2;
+    }
+    *mnt = argv[optind];
+    *path = argc - optind == 2 ? argv[optind + 1] : NULL;
+    return -1;
+}
+
+int cli_sync(int argc, char **argv)
+{
+    struct progress pg = {.t0_ms = bfs_mono_ms()};
+    const char *mnt = NULL, *path = NULL;
+    char *target = NULL;
+    int quiet = 0, rc, wait_ms = POLL_FIRST_MS;
+    dev_t dev;
+
+    rc = parse_args(argc, argv, &quiet, &mnt, &path);
+    if (rc >= 0)
+        return rc;
+    if (cli_mount_check("sync", mnt, &dev) < 0)
+        return 2;
+    target = path ? resolve_path(mnt, dev, path) : strdup(mnt);
+    if (!target)
+        return 2;
+    pg.on = !quiet && isatty(STDERR_FILENO);
+    while ((rc = look(target, &pg)) < 0) {
+        bfs_sleep_ms(wait_ms);
+        if (wait_ms < POLL_MAX_MS)
+            wait_ms = wait_ms * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : wait_ms * 3 / 2;
+    }
+    free(target);
+    return rc;
+}
