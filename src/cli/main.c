@@ -20,6 +20,7 @@
 #include <fuse_lowlevel.h>
 
 #include "bfs-config.h"
+#include "bucketfs/cli.h"
 #include "bucketfs/config.h"
 #include "bucketfs/fs.h"
 #include "bucketfs/fuse.h"
@@ -31,6 +32,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: bucketfs [options] [CONFIG] MOUNTPOINT\n"
+            "       bucketfs status [--json] MOUNTPOINT\n"
+            "       bucketfs sync [--quiet] MOUNTPOINT [PATH]\n"
+            "       bucketfs presign [--expires DURATION] PATH\n"
             "\n"
             "Mounts S3 buckets (or prefixes of them) as directories of one tree.\n"
             "\n"
@@ -47,6 +51,11 @@ static void usage(FILE *out)
             "  -s                       serve requests from one thread\n"
             "  -h, --help               this text\n"
             "  -V, --version            the version\n"
+            "\n"
+            "Subcommands (each takes --help), for a running mount:\n"
+            "  status     cache use, pending and failed uploads with progress, requests\n"
+            "  sync       wait until what was written (under PATH) is in S3\n"
+            "  presign    print a presigned GET URL for a file (default 1h, at most 7d)\n"
             "\n"
             "Unmount with: fusermount3 -u MOUNTPOINT\n");
 }
@@ -245,6 +254,8 @@ int main(int argc, char **argv)
     char err[1024] = "";
     int r;
 
+    if (argc > 1 && (r = bfs_cli_subcommand(argc - 1, argv + 1)) >= 0)
+        return r; /* status, sync, presign: ask a running mount */
     bfs_config_init(&c.cfg);
     r = parse_args(argc, argv, &c, err, sizeof(err));
     hide_secrets(argc, argv);
