@@ -80,7 +80,9 @@ struct bfs_config {
 void bfs_config_init(struct bfs_config *c);
 void bfs_config_done(struct bfs_config *c);
 
-/* Reads an INI file: [global] and one section per mapping. */
+/* Reads an INI file: [global] and one section per mapping. A file that
+ * sets secret_key or session_token while group or others may access it is
+ * refused (-EACCES), like an s3fs passwd file. */
 int bfs_config_load(struct bfs_config *c, const char *path, char *err, size_t errlen);
 /* One "-o" item: a config key=value, a bucketfs flag, or a FUSE option
  * (kept in fuse_opts). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bucketfs/config.h"
@@ -321,6 +322,7 @@ struct load_ctx {
     struct bfs_config *c;
     struct bfs_mapping *cur; /* NULL while in [global] */
     int in_section;
+    int secret_line;       /* first line holding a secret, 0 if none */
     const char *path;
     char *err;
     size_t errlen;
@@ -356,14 +358,33 @@ static int load_cb(void *ctx, const char *section, const char *key, const char *
         snprintf(l->err, l->errlen, "%s: '%s' is outside any [section]", where, key);
         return -EINVAL;
     }
+    if (!l->secret_line && (!strcmp(key, "secret_key") || !strcmp(key, "session_token")))
+        l->secret_line = line;
     return set_key(l->c, l->cur, key, value, where, l->err, l->errlen);
+}
+
+/* A file that holds a secret must be the owner's alone, as the s3fs passwd
+ * file must: refused, not warned about, so that a mistake cannot go unseen
+ * in a daemon's log (bucketfs.conf(5) "FILES"). */
+static int check_secret_mode(const struct load_ctx *l)
+{
+    struct stat st;
+
+    if (!l->secret_line || stat(l->path, &st) < 0 || !(st.st_mode & (S_IRWXG | S_IRWXO)))
+        return 0;
+    snprintf(l->err, l->errlen,
+             "%s:%d: the file holds a secret but group or others may access it (mode %04o): "
+             "chmod 600 %s",
+             l->path, l->secret_line, (unsigned)(st.st_mode & 07777), l->path);
+    return -EACCES;
 }
 
 int bfs_config_load(struct bfs_config *c, const char *path, char *err, size_t errlen)
 {
     struct load_ctx l = {.c = c, .path = path, .err = err, .errlen = errlen};
+    int r = bfs_ini_parse_file(path, load_cb, &l, err, errlen);
 
-    return bfs_ini_parse_file(path, load_cb, &l, err, errlen);
+    return r < 0 ? r : check_secret_mode(&l);
 }
 
 /* Options of mount(8), fstab and libfuse that are passed on or ignored. */
@@ -371,8 +392,14 @@ static const char *const fuse_pass[] = {"allow_root", "auto_unmount", "dev", "no
                                         "nosuid", "exec", "noexec", "atime", "noatime",
                                         "async", "sync", "dirsync", NULL};
 static const char *const fuse_pass_prefix[] = {"fsname=", "subtype=", "max_read=", NULL};
-static const char *const ignored[] = {"_netdev", "noauto", "auto", "nofail", "user", "users",
-                                      "nouser", "defaults", "rw", "x-systemd.automount", NULL};
+/* Generic mount(8)/fstab options with no meaning here: mount(8) and
+ * mount.fuse3 pass some of them on (rw, _netdev, nofail, user, ...), and the
+ * atime family is refused by libfuse 3.14 although bucketfs keeps no atime. */
+static const char *const ignored[] = {
+    "_netdev", "noauto", "auto", "nofail", "user", "users", "nouser", "owner", "group",
+    "defaults", "rw", "relatime", "norelatime", "strictatime", "nostrictatime", "diratime",
+    "nodiratime", "lazytime", "nolazytime", "iversion", "noiversion", "mand", "nomand",
+    "silent", "loud", NULL};
 
 static int in_list(const char *const *list, const char *item, int prefix)
 {

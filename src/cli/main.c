@@ -9,10 +9,12 @@
  * filesystem is torn down before daemonizing and made again in the daemon.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +65,7 @@ static void usage(FILE *out)
 struct cli {
     struct bfs_config cfg;
     const char *config_file;
+    const char *source;    /* the mount's source (fsname), as fstab names it */
     const char *mountpoint;
     int single_thread;
 };
@@ -86,7 +89,38 @@ static int parse_o(struct cli *c, const char *arg, char *err, size_t errlen)
     return r;
 }
 
-/* Returns 0 to go on, or an exit status + 1000 to stop (help, version). */
+/* The first of two positional arguments: the source field of an fstab line,
+ * which mount.fuse3 passes first. A config file; "none" or "bucketfs" for
+ * none (everything comes from -o); or s3://BUCKET[/PREFIX], one mapping
+ * named after the bucket (bucketfs(1) "FSTAB"). */
+static int use_source(struct cli *c, const char *src, char *err, size_t errlen)
+{
+    c->source = src;
+    if (!strcmp(src, "none") || !strcmp(src, "bucketfs"))
+        return 0;
+    if (!strncmp(src, "s3://", 5)) {
+        struct bfs_buf spec;
+        int r;
+
+        bfs_buf_init(&spec, 8192);
+        if (bfs_buf_addf(&spec, "%.*s=%s", (int)strcspn(src + 5, "/"), src + 5, src) < 0)
+            return -ENOMEM;
+        r = bfs_config_add_map(&c->cfg, bfs_buf_str(&spec), err, errlen);
+        bfs_buf_done(&spec);
+        return r;
+    }
+    if (c->config_file) {
+        snprintf(err, errlen, "config file given twice");
+        return -EINVAL;
+    }
+    c->config_file = src;
+    return 0;
+}
+
+/* Returns 0 to go on, or an exit status + 1000 to stop (help, version).
+ * Options may follow the positional arguments, as mount.fuse3 puts them
+ * ("bucketfs SOURCE DIR -o OPTS"); the leading '-' of the option string
+ * keeps that so even under POSIXLY_CORRECT. */
 static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t errlen)
 {
     enum { OPT_MAP = 256 };
@@ -103,8 +137,16 @@ static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t er
     if (!oargs)
         return -ENOMEM;
     r = 0;
-    while (r == 0 && (ch = getopt_long(argc, argv, "c:o:fdshV", lo, NULL)) != -1) {
+    while (r == 0 && (ch = getopt_long(argc, argv, "-c:o:fdshV", lo, NULL)) != -1) {
         switch (ch) {
+        case 1: /* a positional argument, in order */
+            if (npos == 2) {
+                snprintf(err, errlen, "too many arguments (see bucketfs --help)");
+                r = -EINVAL;
+            } else {
+                pos[npos++] = optarg;
+            }
+            break;
         case 'c': c->config_file = optarg; break;
         case 'o': oargs[no++] = optarg; break;
         case 'f': c->cfg.foreground = 1; break;
@@ -130,13 +172,10 @@ static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t er
     }
     if (r == 0) {
         c->mountpoint = pos[npos - 1];
-        if (npos == 2) {
-            if (c->config_file) {
-                snprintf(err, errlen, "config file given twice");
-                r = -EINVAL;
-            }
-            c->config_file = pos[0];
-        }
+        if (npos == 2)
+            r = use_source(c, pos[0], err, errlen);
+        else
+            c->source = c->config_file;
     }
     if (r == 0 && c->config_file)
         r = bfs_config_load(&c->cfg, c->config_file, err, errlen);
@@ -148,13 +187,23 @@ static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t er
     return r;
 }
 
-/* The -o string for libfuse. */
-static char *fuse_options(const struct bfs_config *cfg)
+/* The -o string for libfuse. The source becomes fsname, so that mount(8)
+ * and findmnt show the fstab line's source and "mount -a" knows the line is
+ * mounted already; libfuse reads '\\' as an escape in option values. */
+static char *fuse_options(const struct cli *c)
 {
+    const struct bfs_config *cfg = &c->cfg;
+    const char *src = c->source ? c->source : "bucketfs";
     struct bfs_buf b;
+    int r = 0;
 
-    bfs_buf_init(&b, 8192);
-    bfs_buf_adds(&b, "fsname=bucketfs,subtype=bucketfs");
+    bfs_buf_init(&b, 16384);
+    r |= bfs_buf_adds(&b, "fsname=");
+    for (; *src && r == 0; src++)
+        r |= bfs_buf_addf(&b, "%s%c", *src == ',' || *src == '\\' ? "\\" : "", *src);
+    if (r < 0)
+        return NULL; /* a source over the cap: the buffer freed itself */
+    bfs_buf_adds(&b, ",subtype=bucketfs");
     if (cfg->allow_other)
         bfs_buf_adds(&b, ",allow_other");
     if (cfg->default_permissions)
@@ -187,31 +236,78 @@ static void close_fs(struct bfs_store **st, struct bfs_fs **fs)
     *st = NULL;
 }
 
+/* One mount per cache directory: two daemons on one upload journal would
+ * recover and upload the same files twice. This happens easily, since a
+ * second "mount DIR" of an fstab line stacks a second FUSE mount on the
+ * first. The lock (flock on CACHE_DIR/lock) is taken before the mount, is
+ * inherited by the daemon across fork and ends with it. -ENOENT while the
+ * directory does not exist yet (nobody can be using it). */
+static int lock_cache_dir(const char *dir, int *ret_fd, char *err, size_t errlen)
+{
+    struct bfs_buf path;
+    int fd, e;
+
+    bfs_buf_init(&path, 8192);
+    if (bfs_buf_addf(&path, "%s/lock", dir) < 0)
+        return -ENAMETOOLONG;
+    fd = open(bfs_buf_str(&path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    e = errno;
+    bfs_buf_done(&path);
+    if (fd < 0 && e == ENOENT)
+        return -ENOENT;
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s/lock: %s", dir, strerror(e));
+        return -e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        e = errno;
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            snprintf(err, errlen, "cannot lock %s/lock: %s", dir, strerror(e));
+            return -e;
+        }
+        snprintf(err, errlen, "cache directory %s is in use by another bucketfs mount (is "
+                 "this one mounted already?); give each mount its own cache_dir", dir);
+        return -EBUSY;
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
 static int mount_and_serve(struct cli *c)
 {
     struct bfs_store *st = NULL;
     struct bfs_fs *fs = NULL;
     struct bfs_fuse *fu = NULL;
     char err[1024] = "", *opts = NULL;
-    int r;
+    int r, lockfd = -1;
 
-    r = open_fs(c, 1, &st, &fs, err, sizeof(err));
+    r = lock_cache_dir(c->cfg.cache_dir, &lockfd, err, sizeof(err));
+    if (r == 0 || r == -ENOENT)
+        r = open_fs(c, 1, &st, &fs, err, sizeof(err));
     close_fs(&st, &fs);
-    if (r < 0)
+    if (r == 0 && lockfd < 0) /* open_fs made the directory */
+        r = lock_cache_dir(c->cfg.cache_dir, &lockfd, err, sizeof(err));
+    if (r < 0) {
+        if (lockfd >= 0)
+            close(lockfd);
         return fail(err[0] ? err : strerror(-r));
-    opts = fuse_options(&c->cfg);
+    }
+    opts = fuse_options(c);
     r = opts ? bfs_fuse_new(opts, &fu, err, sizeof(err)) : -ENOMEM;
     free(opts);
     if (r == 0)
         r = bfs_fuse_mount(fu, c->mountpoint, err, sizeof(err));
     if (r < 0) {
         bfs_fuse_free(fu);
+        close(lockfd);
         return fail(err[0] ? err : strerror(-r));
     }
     if (!c->cfg.foreground)
         bfs_log_setup(c->cfg.debug ? BFS_LOG_DEBUG : BFS_LOG_INFO, 1);
     if (fuse_daemonize(c->cfg.foreground) != 0) {
         bfs_fuse_free(fu);
+        close(lockfd);
         return fail("cannot daemonize");
     }
     r = open_fs(c, 0, &st, &fs, err, sizeof(err));
@@ -219,6 +315,7 @@ static int mount_and_serve(struct cli *c)
         bfs_err("%s", err[0] ? err : strerror(-r));
         bfs_fuse_free(fu);
         close_fs(&st, &fs);
+        close(lockfd);
         return 1;
     }
     bfs_info("mounted %zu mapping(s) on %s, cache %s", c->cfg.nmaps, c->mountpoint,
@@ -228,6 +325,7 @@ static int mount_and_serve(struct cli *c)
     bfs_fuse_free(fu);
     bfs_fs_drain(fs); /* what close() returned for reaches S3 before we exit */
     close_fs(&st, &fs);
+    close(lockfd);
     return r < 0 ? 1 : 0;
 }
 

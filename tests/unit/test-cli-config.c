@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bucketfs/config.h"
@@ -124,11 +125,65 @@ static void options_and_maps(void)
     bfs_config_done(&c);
 }
 
+/* A secret in a file others may read is refused; 0600 is accepted. */
+static void secret_file_mode(void)
+{
+    struct bfs_config c;
+    char err[512] = "";
+
+    bfs_config_init(&c);
+    write_conf("[global]\naccess_key = AKID\nsecret_key = s3cr3t\n");
+    CHECK(chmod(path, 0640) == 0);
+    CHECK(bfs_config_load(&c, path, err, sizeof(err)) == -EACCES);
+    CHECK(strstr(err, ":3: the file holds a secret") != NULL);
+    CHECK(strstr(err, "0640") != NULL && strstr(err, "chmod 600") != NULL);
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    bfs_config_done(&c);
+
+    bfs_config_init(&c);
+    CHECK(chmod(path, 0600) == 0);
+    CHECK(bfs_config_load(&c, path, err, sizeof(err)) == 0);
+    CHECK_STR(c.secret_key, "s3cr3t");
+    bfs_config_done(&c);
+
+    bfs_config_init(&c); /* no secret: any mode */
+    write_conf("[global]\naccess_key = AKID\nregion = r\n");
+    CHECK(chmod(path, 0644) == 0);
+    CHECK(bfs_config_load(&c, path, err, sizeof(err)) == 0);
+    bfs_config_done(&c);
+}
+
+/* What mount(8) and mount.fuse3 pass on from an fstab line. */
+static void mount_helper_options(void)
+{
+    static const char *const quiet[] = {"rw", "_netdev", "nofail", "user", "users", "defaults",
+                                        "relatime", "nodiratime", "lazytime", "x-systemd.automount",
+                                        "x-systemd.requires=a.service", "comment=x"};
+    static const char *const passed[] = {"dev", "suid", "nodev", "nosuid", "noexec", "noatime"};
+    struct bfs_config c;
+    char err[512] = "";
+
+    bfs_config_init(&c);
+    for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++)
+        CHECK(bfs_config_option(&c, quiet[i], err, sizeof(err)) == 0);
+    CHECK(c.fuse_opts == NULL);
+    for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+        CHECK(bfs_config_option(&c, passed[i], err, sizeof(err)) == 0);
+    CHECK_STR(c.fuse_opts, "dev,suid,nodev,nosuid,noexec,noatime");
+    CHECK(bfs_config_option(&c, "gid=100", err, sizeof(err)) == 0 && c.gid == 100);
+    CHECK(bfs_config_option(&c, "cache_sise=1G", err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "unknown key 'cache_sise'") != NULL);
+    CHECK(bfs_config_option(&c, "nosymfollow", err, sizeof(err)) == -EINVAL);
+    bfs_config_done(&c);
+}
+
 int main(void)
 {
     good_file();
     bad_files();
     options_and_maps();
+    secret_file_mode();
+    mount_helper_options();
     unlink(path);
     TEST_DONE();
 }
