@@ -56,6 +56,8 @@ struct bfs_config {
     char *cache_dir;       /* default: $XDG_CACHE_HOME or ~/.cache /bucketfs/<mount> */
     uint64_t cache_size;   /* bytes; default 10 GiB */
     int64_t metadata_ttl;  /* seconds; default 60 */
+    int64_t upload_retry_max; /* seconds between retries of a failing upload, at most;
+                               * default 300 (permanent failures wait this long) */
     uint32_t block_size;   /* bytes; default 1 MiB */
     int read_ahead;        /* blocks in flight ahead of a sequential reader */
     int list_meta;         /* BFS_LIST_META_*: HEADs while listing */

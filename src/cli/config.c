@@ -37,6 +37,7 @@ static const struct key keys[] = {
     {"anonymous", V_BOOL, K_GLOBAL},    {"ca_file", V_STR, K_GLOBAL},
     {"insecure", V_BOOL, K_GLOBAL},     {"cache_dir", V_STR, K_GLOBAL},
     {"cache_size", V_SIZE, K_GLOBAL},   {"metadata_ttl", V_DURATION, K_GLOBAL},
+    {"upload_retry_max", V_DURATION, K_GLOBAL},
     {"block_size", V_SIZE, K_GLOBAL},   {"read_ahead", V_INT, K_GLOBAL},
     {"max_connections", V_INT, K_GLOBAL}, {"uid", V_ID, K_GLOBAL},
     {"list_meta", V_LISTMETA, K_GLOBAL},
@@ -63,6 +64,7 @@ void bfs_config_init(struct bfs_config *c)
     c->conn.path_style = -1;
     c->cache_size = 10ull << 30;
     c->metadata_ttl = 60;
+    c->upload_retry_max = 300;
     c->block_size = 1u << 20;
     c->read_ahead = 8;
     c->max_connections = 16;
@@ -199,6 +201,9 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         }
         return 0;
     case V_DURATION:
+        if (!strcmp(n, "upload_retry_max"))
+            return bfs_parse_duration(v, &c->upload_retry_max) < 0 || c->upload_retry_max < 1
+                       ? -EINVAL : 0;
         return bfs_parse_duration(v, &c->metadata_ttl);
     case V_INT:
         if ((r = bfs_parse_int(v, 1, 1024, &i64)) < 0)
@@ -524,9 +529,7 @@ int bfs_config_finish(struct bfs_config *c, const char *mountpoint, char *err, s
         }
         if (m->read_only < 0)
             m->read_only = c->read_only;
-        if (m->sse && !strcmp(m->sse, "aws:kms") && !m->sse_kms_key_id) {
-            /* S3 then uses the account's default KMS key: allowed */
-        }
+        /* aws:kms without a key id is allowed: S3 uses the AWS-managed key */
         if (m->sse && !strcmp(m->sse, "sse-c") && !m->sse_c_key_file) {
             snprintf(err, errlen, "mapping [%s]: sse = sse-c needs sse_c_key_file", m->name);
             return -EINVAL;

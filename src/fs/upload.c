@@ -6,8 +6,9 @@
  * parallel (part size grown so that any S3 size fits in 10,000 parts).
  *
  * A failed upload stays in the journal: transient failures are retried
- * with exponential backoff (1 s doubling to 5 min), permanent ones
- * (AccessDenied, NoSuchBucket, EntityTooLarge, ...) every 5 min, and both
+ * with exponential backoff (1 s doubling up to upload_retry_max, 5 min by
+ * default), permanent ones (AccessDenied, NoSuchBucket, EntityTooLarge, ...)
+ * every upload_retry_max, and both
  * are shown with their error by `bucketfs status`. Nothing is dropped.
  * A multipart upload records its UploadId in the row, so that after a
  * crash the next mount aborts it instead of leaking it, and starts again.
@@ -26,7 +27,6 @@
 #define MULTIPART_MIN (16ull << 20)
 #define PART_SIZE (8ull << 20)
 #define PART_JOBS 4
-#define RETRY_MAX_NS (300LL * 1000000000)
 
 const char *fs_content_type(const char *key)
 {
@@ -318,11 +318,12 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
                            const struct bfs_s3_error *e)
 {
     int permanent = !e->retryable && e->status != 0;
-    int64_t wait = permanent ? RETRY_MAX_NS : (1000000000LL << (u->attempts < 8 ? u->attempts : 8));
+    int64_t max = fs->cfg->upload_retry_max * 1000000000LL;
+    int64_t wait = permanent ? max : (1000000000LL << (u->attempts < 8 ? u->attempts : 8));
     char msg[400];
 
-    if (wait > RETRY_MAX_NS)
-        wait = RETRY_MAX_NS;
+    if (wait > max)
+        wait = max;
     snprintf(msg, sizeof(msg), "%s%s%s", e->code, e->message[0] ? ": " : "", e->message);
     (void)bfs_store_upload_failed(fs->store, u->ino, u->gen, permanent, msg, bfs_now_ns() + wait);
     atomic_fetch_add(&fs->up.failures, 1);

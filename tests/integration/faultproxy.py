@@ -10,6 +10,7 @@ fault instead of (or on top of) the real answer; requests with no matching
 item are forwarded untouched. Faults:
     503 500 429     answer with that status and an S3 error document
                     (SlowDown for 503, InternalError for 500, TooManyRequests)
+    403             answer 403 AccessDenied (a permanent failure)
     reset           close the connection without answering
     truncate        forward, but send only half of the body, then close
     stall           read the request, then send nothing for 60 s
@@ -92,8 +93,9 @@ class Handler(socketserver.StreamRequestHandler):
                 shown = [f"{k.lower()}={v}" for k, v in headers
                          if k.lower().startswith(self.server.log_headers)]
                 note(f"HEADERS {method} {target} " + "; ".join(shown))
-            if fault in ("503", "500", "429"):
-                code = {"503": "SlowDown", "500": "InternalError", "429": "TooManyRequests"}[fault]
+            if fault in ("503", "500", "429", "403"):
+                code = {"503": "SlowDown", "500": "InternalError", "429": "TooManyRequests",
+                        "403": "AccessDenied"}[fault]
                 note(f"{method} {path} -> {fault}")
                 self.answer(int(fault), code, b"" if method == "HEAD" else error_doc(code, "injected"))
                 continue

@@ -9,7 +9,7 @@ error, in bounded time.
 
     scripts/with-server.sh s3rver|rgw /usr/bin/python3 tests/integration/test_s3_faults.py --cli build/tests/tools/bfs-s3
 """
-import argparse, hashlib, os, re, subprocess, sys, tempfile, time, unittest, uuid
+import argparse, hashlib, os, re, shutil, subprocess, sys, tempfile, time, unittest, uuid
 
 import boto3
 from botocore.config import Config
@@ -29,25 +29,31 @@ def s3():
 class Proxy:
     """faultproxy.py in front of the test server, with one plan."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, args=()):
         self.dir = tempfile.mkdtemp(prefix="bfs-proxy-")
         self.log = os.path.join(self.dir, "log")
         pf = os.path.join(self.dir, "port")
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "faultproxy.py"),
                                       "--upstream", os.environ["AWS_ENDPOINT_URL"],
-                                      "--port-file", pf, "--log", self.log, "--plan", plan])
-        for _ in range(100):
+                                      "--port-file", pf, "--log", self.log, "--plan", plan,
+                                      *args])
+        for _ in range(200):
             if os.path.exists(pf):
                 break
             time.sleep(0.05)
-        self.url = "http://127.0.0.1:" + open(pf).read().strip()
+        with open(pf) as f:
+            self.url = "http://127.0.0.1:" + f.read().strip()
 
     def lines(self):
-        return open(self.log).read().splitlines() if os.path.exists(self.log) else []
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return f.read().splitlines()
 
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.dir, True)
 
 
 class FaultTest(unittest.TestCase):

@@ -38,6 +38,7 @@ import test_mount as tm  # noqa: E402  (shared Mount machinery, not its tests)
 from test_mount import (BUCKET, MiB, SERVER, MountError, free_port, md5hex,  # noqa: E402
                         read_all)
 from test_write import WriteTestCase  # noqa: E402
+from test_s3_faults import Proxy  # noqa: E402
 
 
 import boto3  # noqa: E402
@@ -136,22 +137,10 @@ class EncryptionTest(WriteTestCase):
         fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT, 0o600)
         os.write(fd, base64.b64encode(self.key) + b"\n")
         os.close(fd)
-        self.proxy_dir = tempfile.mkdtemp(prefix="bfs-proxy-")
-        self.addCleanup(shutil.rmtree, self.proxy_dir, True)
-        self.log = os.path.join(self.proxy_dir, "log")
-        pf = os.path.join(self.proxy_dir, "port")
-        self.proxy = subprocess.Popen([sys.executable, os.path.join(HERE, "faultproxy.py"),
-                                       "--upstream", os.environ["AWS_ENDPOINT_URL"],
-                                       "--port-file", pf, "--log", self.log,
-                                       "--log-headers", ",".join(CAPTURED)])
-        self.addCleanup(self.proxy.wait)
-        self.addCleanup(self.proxy.kill)
-        for _ in range(200):
-            if os.path.exists(pf):
-                break
-            time.sleep(0.05)
-        with open(pf) as f:
-            self.endpoint = "http://127.0.0.1:" + f.read().strip()
+        proxy = Proxy("", args=["--log-headers", ",".join(CAPTURED)])
+        self.addCleanup(proxy.close)
+        self.log = proxy.log
+        self.endpoint = proxy.url
         self.storage_class = "STANDARD" if SERVER == "rgw" else "STANDARD_IA"
 
     def config(self):

@@ -1669,6 +1669,63 @@ class CrashTest(WriteTestCase):
         self.assertEqual(listed, ["huge.bin"], "listing after the restart")
 
 
+# --------------------------------------------------------------- failures
+class FailureTest(WriteTestCase):
+    """Uploads the server refuses (403 AccessDenied from faultproxy.py in
+    front of the real server) stay in the journal and are retried."""
+
+    def proxy(self, plan):
+        from test_s3_faults import Proxy
+        p = Proxy(plan)
+        self.addCleanup(p.close)
+        return p
+
+    def puts_of(self, proxy, rel):
+        return [l for l in proxy.lines() if l.startswith("PUT ") and (self.p + rel) in l]
+
+    def test_permanent_failure_retried_and_fsync_reports_it(self):
+        proxy = self.proxy("PUT:403,PUT:403")
+        with self.mount(opts={"endpoint": proxy.url, "upload_retry_max": "2s"}) as m:
+            fd = os.open(m.path("t", "denied.csv"), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"a,b\n1,2\n")
+                self.assertEqual(errno_of(os.fsync, fd), errno.EACCES,
+                                 "fsync must wait for the upload and return its error")
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            rows = journal(m.cache_dir)
+            self.assertEqual(len(rows), 1, rows)
+            self.assertEqual(rows[0][4], 1, "state failed: %r" % (rows,))
+            self.assertIn("AccessDenied", rows[0][7] or "", rows)
+            self.assertEqual(read_all(m.path("t", "denied.csv")), b"a,b\n1,2\n",
+                             "the data stays readable while its upload fails")
+            self.wait_until(lambda: self.head("denied.csv") is not None, 30,
+                            "retried after upload_retry_max once the server accepts it")
+            m.wait_uploads()
+        puts = self.puts_of(proxy, "denied.csv")
+        self.assertEqual([p.split(" -> ")[1] for p in puts][:3], ["403", "403", "forwarded 200"],
+                         puts)
+        self.assertObject("denied.csv", data=b"a,b\n1,2\n")
+
+    def test_failed_upload_survives_unmount(self):
+        proxy = self.proxy(",".join(["PUT:403"] * 100))
+        cache = os.path.join(self.tmp, "cache")
+        data = os.urandom(100 * KiB)
+        with self.mount(opts={"endpoint": proxy.url, "cache_dir": cache,
+                              "upload_retry_max": "1h"}) as m:
+            write_file(m.path("t", "kept.bin"), data)
+            self.wait_until(lambda: journal(m.cache_dir)[0][4] == 1, 20, "upload marked failed")
+            took = m.unmount_wait()
+        self.assertLess(took, 30, "unmount waited for an upload that keeps failing")
+        self.assertIsNone(self.head("kept.bin"))
+        rows = journal(cache)
+        self.assertEqual([(r[1].endswith("kept.bin"), r[4]) for r in rows], [(True, 1)], rows)
+        with self.mount(opts={"cache_dir": cache}) as m:  # straight to the server now
+            m.wait_uploads()
+        self.assertObject("kept.bin", data=data)
+
+
 # ------------------------------------------------------------------- big
 class BigFileTest(WriteTestCase):
 
