@@ -14,7 +14,8 @@ S3RVER_VERSION=3.7.1
 
 pkgs=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libxml2-dev libsqlite3-dev
-      sqlite3 curl ca-certificates python3-boto3 awscli nodejs npm attr rsync openssl)
+      sqlite3 curl ca-certificates python3-boto3 awscli nodejs npm attr rsync openssl
+      groff-base)
 [ "${SETUP_RGW:-1}" = 1 ] && pkgs+=(ceph-mon ceph-osd radosgw ceph-common)
 [ "${SETUP_PEERS:-0}" = 1 ] && pkgs+=(s3fs rclone fio gnuplot-nox)
 
