@@ -22,13 +22,13 @@ enum cli_json_type { CJ_NULL, CJ_BOOL, CJ_NUMBER, CJ_STRING, CJ_ARRAY, CJ_OBJECT
 
 struct cli_json {
     enum cli_json_type type;
-    char *name;              /* member name inside an object, else NULL */
-    char *str;               /* CJ_STRING: decoded UTF-8, NUL-terminated */
-    double num;              /* CJ_NUMBER */
-    uint64_t u64;            /* CJ_NUMBER: the value when it is an integer >= 0, else 0 */
-    int boolean;             /* CJ_BOOL */
-    struct cli_json *child;  /* CJ_ARRAY, CJ_OBJECT: first element or member */
-    struct cli_json *next;   /* next sibling */
+    char *name;             /* member name inside an object, else NULL */
+    char *str;              /* CJ_STRING: decoded UTF-8, NUL-terminated */
+    double num;             /* CJ_NUMBER */
+    uint64_t u64;           /* CJ_NUMBER: the value when it is an integer >= 0, else 0 */
+    int boolean;            /* CJ_BOOL */
+    struct cli_json *child; /* CJ_ARRAY, CJ_OBJECT: first element or member */
+    struct cli_json *next;  /* next sibling */
 };
 
 /* Parses len bytes (one value, whitespace around it allowed); -EINVAL when

@@ -108,8 +108,10 @@ void cli_report_errno(const char *cmd, const char *path, int err)
     fprintf(stderr, "bucketfs %s: ", cmd);
     cli_put_safe(stderr, path);
     if (err == ENOTCONN)
-        fprintf(stderr, ": the bucketfs daemon of this mount is gone (%s); unmount it with "
-                        "fusermount3 -u\n", strerror(err));
+        fprintf(stderr,
+                ": the bucketfs daemon of this mount is gone (%s); unmount it with "
+                "fusermount3 -u\n",
+                strerror(err));
     else
         fprintf(stderr, ": %s\n", strerror(err));
 }

@@ -24,8 +24,7 @@ static int value(struct parser *ps, struct cli_json **ret);
 
 static void skip_ws(struct parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
 }
 
@@ -121,8 +120,7 @@ static int string(struct parser *ps, char **ret)
     while (r == 0) {
         const char *run = ps->p;
 
-        while (ps->p < ps->end && *ps->p != '"' && *ps->p != '\\' &&
-               (unsigned char)*ps->p >= 0x20)
+        while (ps->p < ps->end && *ps->p != '"' && *ps->p != '\\' && (unsigned char)*ps->p >= 0x20)
             ps->p++;
         r = bfs_buf_add(&b, run, (size_t)(ps->p - run));
         if (r < 0)
@@ -193,8 +191,11 @@ static int number(struct parser *ps, struct cli_json *j)
 
 static int literal(struct parser *ps, struct cli_json *j)
 {
-    static const struct { const char *word; enum cli_json_type type; int b; } w[] = {
-        {"true", CJ_BOOL, 1}, {"false", CJ_BOOL, 0}, {"null", CJ_NULL, 0}};
+    static const struct {
+        const char *word;
+        enum cli_json_type type;
+        int b;
+    } w[] = {{"true", CJ_BOOL, 1}, {"false", CJ_BOOL, 0}, {"null", CJ_NULL, 0}};
 
     for (size_t i = 0; i < 3; i++) {
         size_t n = strlen(w[i].word);
@@ -282,7 +283,9 @@ static int value(struct parser *ps, struct cli_json **ret)
         j->type = CJ_STRING;
         r = string(ps, &j->str);
         break;
-    case 't': case 'f': case 'n':
+    case 't':
+    case 'f':
+    case 'n':
         r = literal(ps, j);
         break;
     default:

@@ -51,8 +51,10 @@ static int parse_expires(const char *s, int64_t *ret)
     if (r < 0 || v > BFS_S3_PRESIGN_MAX) {
         fprintf(stderr, "bucketfs presign: --expires ");
         cli_put_safe(stderr, s);
-        fprintf(stderr, ": longer than 7 days (%d s), the most a presigned URL "
-                        "(SigV4) allows\n", BFS_S3_PRESIGN_MAX);
+        fprintf(stderr,
+                ": longer than 7 days (%d s), the most a presigned URL "
+                "(SigV4) allows\n",
+                BFS_S3_PRESIGN_MAX);
         return -1;
     }
     if (v < 1) {
@@ -70,10 +72,20 @@ static void explain(const char *path, int err)
     char *root = NULL;
 
     switch (err) {
-    case EISDIR: why = "is a directory: only files can be presigned"; break;
-    case EAGAIN: why = "has data not uploaded yet: run bucketfs sync, then presign"; break;
-    case ENOKEY: why = "is on an anonymous mount: there are no credentials to sign with"; break;
-    case ENOENT: case ENOTCONN: case EACCES: case EPERM: break;
+    case EISDIR:
+        why = "is a directory: only files can be presigned";
+        break;
+    case EAGAIN:
+        why = "has data not uploaded yet: run bucketfs sync, then presign";
+        break;
+    case ENOKEY:
+        why = "is on an anonymous mount: there are no credentials to sign with";
+        break;
+    case ENOENT:
+    case ENOTCONN:
+    case EACCES:
+    case EPERM:
+        break;
     default:
         root = cli_bucketfs_root(path);
         if (!root)
@@ -96,8 +108,7 @@ static void explain(const char *path, int err)
 
 int cli_presign(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"expires", 1, 0, 'e'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"expires", 1, 0, 'e'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int64_t expires = DEFAULT_EXPIRES;
     char name[64], *url = NULL;
     ssize_t n;
@@ -116,8 +127,8 @@ int cli_presign(int argc, char **argv)
         return 2;
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "bucketfs presign: %s\n", argc == optind ? "no file given"
-                                                                 : "too many arguments");
+        fprintf(stderr, "bucketfs presign: %s\n",
+                argc == optind ? "no file given" : "too many arguments");
         usage(stderr);
         return 2;
     }

@@ -20,13 +20,14 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: bucketfs status [--json] MOUNTPOINT\n"
-                 "\n"
-                 "Shows the cache, pending and failed uploads with progress, and the S3\n"
-                 "requests of a bucketfs mount.\n"
-                 "\n"
-                 "  --json    one JSON object for scripts: {\"mountpoint\", \"stats\", \"uploads\"}\n"
-                 "  -h, --help\n");
+    fprintf(out,
+            "usage: bucketfs status [--json] MOUNTPOINT\n"
+            "\n"
+            "Shows the cache, pending and failed uploads with progress, and the S3\n"
+            "requests of a bucketfs mount.\n"
+            "\n"
+            "  --json    one JSON object for scripts: {\"mountpoint\", \"stats\", \"uploads\"}\n"
+            "  -h, --help\n");
 }
 
 static void print_json_string(const char *s)
@@ -74,8 +75,8 @@ static void print_cache(const char *mnt, const struct cli_json *st)
     printf(", up %s\n", t);
     cli_fmt_bytes(cli_json_u64(c, "bytes"), a);
     cli_fmt_bytes(cli_json_u64(c, "limit"), b);
-    printf("cache       %s of %s in %llu blocks; %llu hits, %llu misses, %llu evictions\n", a,
-           b, (unsigned long long)cli_json_u64(c, "blocks"),
+    printf("cache       %s of %s in %llu blocks; %llu hits, %llu misses, %llu evictions\n", a, b,
+           (unsigned long long)cli_json_u64(c, "blocks"),
            (unsigned long long)cli_json_u64(c, "hits"),
            (unsigned long long)cli_json_u64(c, "misses"),
            (unsigned long long)cli_json_u64(c, "evictions"));
@@ -154,8 +155,8 @@ static void print_item(const struct cli_json *it)
 static void print_items(const struct cli_json *up)
 {
     const struct cli_json *items = cli_json_get(up, "items");
-    uint64_t total = cli_json_u64(up, "pending") + cli_json_u64(up, "failed") +
-                     cli_json_u64(up, "open");
+    uint64_t total =
+        cli_json_u64(up, "pending") + cli_json_u64(up, "failed") + cli_json_u64(up, "open");
     uint64_t listed = cli_json_u64(up, "listed");
 
     if (!items || items->type != CJ_ARRAY || !items->child)
@@ -185,8 +186,8 @@ static int parse_args(int argc, char **argv, int *json, const char **mnt)
         }
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "bucketfs status: %s\n", argc == optind ? "no mount point given"
-                                                                : "too many arguments");
+        fprintf(stderr, "bucketfs status: %s\n",
+                argc == optind ? "no mount point given" : "too many arguments");
         usage(stderr);
         return 2;
     }

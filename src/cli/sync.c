@@ -34,8 +34,8 @@
 #define BAR_WIDTH 30
 
 struct progress {
-    int on;             /* drawing a bar on stderr (a terminal) */
-    uint64_t most;      /* the most bytes seen outstanding: 100% of the bar */
+    int on;        /* drawing a bar on stderr (a terminal) */
+    uint64_t most; /* the most bytes seen outstanding: 100% of the bar */
     int64_t t0_ms;
 };
 
@@ -158,10 +158,14 @@ static int report_failures(const struct cli_json *up)
         listed += !strcmp(cli_json_str(it, "state"), "failed") ||
                   !strcmp(cli_json_str(it, "state"), "retrying");
     if (stuck > listed)
-        fprintf(stderr, "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
-                        "--json)\n", (unsigned long long)(stuck - listed));
-    fprintf(stderr, "bucketfs sync: %llu upload%s failed; the data stays in the cache and the "
-                    "daemon keeps retrying\n", (unsigned long long)stuck, stuck == 1 ? "" : "s");
+        fprintf(stderr,
+                "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
+                "--json)\n",
+                (unsigned long long)(stuck - listed));
+    fprintf(stderr,
+            "bucketfs sync: %llu upload%s failed; the data stays in the cache and the "
+            "daemon keeps retrying\n",
+            (unsigned long long)stuck, stuck == 1 ? "" : "s");
     return 1;
 }
 
@@ -200,8 +204,7 @@ static int look(const char *target, struct progress *pg)
 
 static int parse_args(int argc, char **argv, int *quiet, const char **mnt, const char **path)
 {
-    static const struct option lo[] = {
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
 
     optind = 1;
@@ -217,8 +220,8 @@ static int parse_args(int argc, char **argv, int *quiet, const char **mnt, const
         }
     }
     if (argc - optind < 1 || argc - optind > 2) {
-        fprintf(stderr, "bucketfs sync: %s\n", argc == optind ? "no mount point given"
-                                                              : "too many arguments");
+        fprintf(stderr, "bucketfs sync: %s\n",
+                argc == optind ? "no mount point given" : "too many arguments");
         usage(stderr);
         return 2;
     }

@@ -28,8 +28,8 @@
 #include "bucketfs/util.h"
 #include "fs-int.h"
 
-#define REPORT_MAX (60u * 1024)   /* under the kernel's 64 KiB xattr limit */
-#define ITEM_MAX (8u * 1024)      /* one row: a 1 KiB key, an error message */
+#define REPORT_MAX (60u * 1024)       /* under the kernel's 64 KiB xattr limit */
+#define ITEM_MAX (8u * 1024)          /* one row: a 1 KiB key, an error message */
 #define ITEMS_MAX (REPORT_MAX - 2048) /* leaves room for the totals */
 
 enum item_state { IT_UPLOADING, IT_FAILED, IT_RETRYING, IT_QUEUED, IT_OPEN, IT_COUNT };
@@ -248,8 +248,9 @@ static int item_json(const struct item *it, struct bfs_buf *b)
     if (r == 0)
         r = json_str(b, it->path);
     if (r == 0)
-        r = bfs_buf_addf(b, ",\"state\":\"%s\",\"size\":%llu,\"sent\":%llu,\"attempts\":%d,"
-                            "\"retry_in_s\":%lld,\"error\":",
+        r = bfs_buf_addf(b,
+                         ",\"state\":\"%s\",\"size\":%llu,\"sent\":%llu,\"attempts\":%d,"
+                         "\"retry_in_s\":%lld,\"error\":",
                          state_names[it->state], (unsigned long long)it->size,
                          (unsigned long long)it->sent, it->attempts, (long long)it->retry_in_s);
     if (r == 0)
