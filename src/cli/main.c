@@ -102,6 +102,10 @@ static int use_source(struct cli *c, const char *src, char *err, size_t errlen)
         struct bfs_buf spec;
         int r;
 
+        if (strcspn(src + 5, "/") == 0) {
+            snprintf(err, errlen, "%s: expected s3://BUCKET[/PREFIX]", src);
+            return -EINVAL;
+        }
         bfs_buf_init(&spec, 8192);
         if (bfs_buf_addf(&spec, "%.*s=%s", (int)strcspn(src + 5, "/"), src + 5, src) < 0)
             return -ENOMEM;
@@ -114,6 +118,17 @@ static int use_source(struct cli *c, const char *src, char *err, size_t errlen)
         return -EINVAL;
     }
     c->config_file = src;
+    return 0;
+}
+
+/* [CONFIG] MOUNTPOINT: at most two positional arguments. */
+static int add_pos(const char *pos[2], int *npos, const char *arg, char *err, size_t errlen)
+{
+    if (*npos == 2) {
+        snprintf(err, errlen, "too many arguments (see bucketfs --help)");
+        return -EINVAL;
+    }
+    pos[(*npos)++] = arg;
     return 0;
 }
 
@@ -139,14 +154,7 @@ static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t er
     r = 0;
     while (r == 0 && (ch = getopt_long(argc, argv, "-c:o:fdshV", lo, NULL)) != -1) {
         switch (ch) {
-        case 1: /* a positional argument, in order */
-            if (npos == 2) {
-                snprintf(err, errlen, "too many arguments (see bucketfs --help)");
-                r = -EINVAL;
-            } else {
-                pos[npos++] = optarg;
-            }
-            break;
+        case 1: r = add_pos(pos, &npos, optarg, err, errlen); break; /* in order */
         case 'c': c->config_file = optarg; break;
         case 'o': oargs[no++] = optarg; break;
         case 'f': c->cfg.foreground = 1; break;
@@ -158,14 +166,8 @@ static int parse_args(int argc, char **argv, struct cli *c, char *err, size_t er
         default: snprintf(err, errlen, "unknown option (see bucketfs --help)"); r = -EINVAL;
         }
     }
-    for (int i = optind; r == 0 && i < argc; i++) {
-        if (npos == 2) {
-            snprintf(err, errlen, "too many arguments (see bucketfs --help)");
-            r = -EINVAL;
-        } else {
-            pos[npos++] = argv[i];
-        }
-    }
+    for (int i = optind; r == 0 && i < argc; i++) /* after "--" */
+        r = add_pos(pos, &npos, argv[i], err, errlen);
     if (r == 0 && npos == 0) {
         snprintf(err, errlen, "no mount point given (see bucketfs --help)");
         r = -EINVAL;
