@@ -73,14 +73,23 @@ struct bfs_s3_creds_opts {
 
 struct bfs_s3_creds;
 
-/* Resolves the chain once. On failure err holds a message for the user
- * (no secret in it). Caller frees with bfs_s3_creds_free. */
+/* Resolves the chain once, asking a credential service (STS web identity,
+ * ECS, EC2 instance metadata) when the chain gets that far. On failure err
+ * holds a message for the user (no secret in it). Caller frees with
+ * bfs_s3_creds_free. */
 int bfs_s3_creds_new(const struct bfs_s3_creds_opts *o, struct bfs_s3_creds **ret, char *err,
                      size_t errlen);
 void bfs_s3_creds_free(struct bfs_s3_creds *c);
-/* Copies the current keys; returns 1 for anonymous (keys untouched). */
+/* Copies the current keys; returns 1 for anonymous (keys untouched).
+ * Thread-safe. Temporary keys near their expiry are renewed first by the
+ * calling thread (network I/O) unless another thread is at it; while the
+ * current keys are valid nobody waits for a renewal. -EKEYEXPIRED when they
+ * have expired and renewal failed (see creds.c). */
 int bfs_s3_creds_get(struct bfs_s3_creds *c, struct bfs_s3_keys *ret);
-/* "config", "env", "profile", "passwd" or "anonymous". */
+/* When the current keys expire (ns since the epoch), 0 if never. */
+int64_t bfs_s3_creds_expiry(struct bfs_s3_creds *c);
+/* "config", "env", "profile", "passwd", "web-identity", "ecs", "imds" or
+ * "anonymous". */
 const char *bfs_s3_creds_source(const struct bfs_s3_creds *c);
 /* The region named by the profile's config, or NULL. Borrowed. */
 const char *bfs_s3_creds_region(const struct bfs_s3_creds *c);
@@ -131,7 +140,8 @@ enum bfs_s3_sse { BFS_S3_SSE_NONE = 0, BFS_S3_SSE_S3, BFS_S3_SSE_KMS, BFS_S3_SSE
 
 struct bfs_s3_config {
     const char *endpoint;   /* NULL: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS */
-    const char *region;     /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
+    const char *region;     /* NULL: AWS_REGION, AWS_DEFAULT_REGION, profile, else
+                             * each bucket's, discovered (HeadBucket), us-east-1 */
     enum bfs_s3_addressing addressing; /* auto: path style for IP/localhost */
     int unsigned_payload;   /* send UNSIGNED-PAYLOAD instead of body SHA-256 */
     int max_connections;    /* requests in flight at once (default 16) */
@@ -157,7 +167,8 @@ int bfs_s3_global_init(void);
 int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *creds,
                       struct bfs_s3_client **ret, char *err, size_t errlen);
 void bfs_s3_client_free(struct bfs_s3_client *c);
-const char *bfs_s3_client_region(const struct bfs_s3_client *c);   /* borrowed */
+/* The configured region (us-east-1 when discovered per bucket). Borrowed. */
+const char *bfs_s3_client_region(const struct bfs_s3_client *c);
 const char *bfs_s3_client_endpoint(const struct bfs_s3_client *c); /* borrowed */
 
 /* Counters since the client was made; read without locks (approximate). */

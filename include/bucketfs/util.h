@@ -102,7 +102,8 @@ int64_t bfs_mono_ms(void);     /* CLOCK_MONOTONIC */
 void bfs_sleep_ms(int64_t ms);
 /* "20130524T000000Z" (16 chars + NUL) for a UTC time. */
 void bfs_time_amz(time_t t, char out[17]);
-/* ISO 8601 as S3 writes it ("2009-10-12T17:50:30.000Z") to ns since the epoch. */
+/* ISO 8601 as S3 writes it ("2009-10-12T17:50:30.000Z"; also "+02:00"
+ * offsets) to ns since the epoch. */
 int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns);
 /* RFC 7231 HTTP date ("Wed, 12 Oct 2009 17:50:00 GMT") to ns since the epoch. */
 int bfs_time_parse_http(const char *s, int64_t *ret_ns);

@@ -6,7 +6,8 @@
  *
  * Endpoint order: the config's, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then
  * AWS's regional endpoint. Region order: the config's, AWS_REGION,
- * AWS_DEFAULT_REGION, the profile's, then us-east-1. Path-style addressing
+ * AWS_DEFAULT_REGION, the profile's, then each bucket's own, discovered
+ * (region.c), with us-east-1 for requests without a bucket. Path-style addressing
  * is used for IP addresses and localhost in "auto" mode, and for bucket
  * names that cannot be a DNS label (dots break TLS on virtual hosts).
  */
@@ -72,6 +73,12 @@ static int parse_endpoint(struct bfs_s3_client *c, const char *url, char *err, s
     return 0;
 }
 
+/* AWS's S3 host for a region. */
+static void aws_host(const char *region, char *out, size_t n)
+{
+    snprintf(out, n, "s3.%s.amazonaws.com%s", region, strncmp(region, "cn-", 3) ? "" : ".cn");
+}
+
 /* A host that virtual-hosted addressing cannot work with. */
 static int host_wants_path_style(const char *host)
 {
@@ -93,7 +100,7 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
 {
     struct bfs_s3_client *c = calloc(1, sizeof(*c));
     const char *endpoint, *region, *ca_file;
-    char awsurl[128];
+    char awsurl[128], host[96];
     int r;
 
     if (!c) {
@@ -106,20 +113,26 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
         region = env("AWS_DEFAULT_REGION");
     if (!region && creds)
         region = bfs_s3_creds_region(creds);
-    if (!region)
+    if (!region) {
         region = "us-east-1";
+        c->region_auto = 1;
+        c->regions = s3_regions_new();
+    }
     endpoint = cfg->endpoint ? cfg->endpoint : env("AWS_ENDPOINT_URL_S3");
     if (!endpoint)
         endpoint = env("AWS_ENDPOINT_URL");
     if (!endpoint) {
-        snprintf(awsurl, sizeof(awsurl), "https://s3.%s.amazonaws.com", region);
+        aws_host(region, host, sizeof(host));
+        snprintf(awsurl, sizeof(awsurl), "https://%s", host);
         endpoint = awsurl;
+        c->endpoint_aws = 1;
     }
     c->region = strdup(region);
     c->endpoint = strdup(endpoint);
     ca_file = cfg->ca_file ? cfg->ca_file : env("AWS_CA_BUNDLE"); /* as AWS's tools do */
     c->ca_file = ca_file ? strdup(ca_file) : NULL;
-    if (!c->region || !c->endpoint || (ca_file && !c->ca_file)) {
+    if (!c->region || !c->endpoint || (ca_file && !c->ca_file) ||
+        (c->region_auto && !c->regions)) {
         r = -ENOMEM;
         goto fail;
     }
@@ -163,6 +176,7 @@ void bfs_s3_client_free(struct bfs_s3_client *c)
     free(c->base_path);
     free(c->endpoint);
     free(c->region);
+    s3_regions_free(c->regions);
     free(c->ca_file);
     s3_sse_done(c);
     free(c);
@@ -190,13 +204,19 @@ static int dns_compatible(const char *bucket)
     return 1;
 }
 
-int s3_build_target(const struct bfs_s3_client *c, const char *bucket, const char *key,
-                    struct bfs_buf *host, struct bfs_buf *path)
+int s3_build_target(const struct bfs_s3_client *c, const char *region, const char *bucket,
+                    const char *key, struct bfs_buf *host, struct bfs_buf *path)
 {
     int vhost = bucket && !c->path_style && dns_compatible(bucket);
+    const char *base = c->host;
+    char other[96];
     int r;
 
-    r = vhost ? bfs_buf_addf(host, "%s.%s", bucket, c->host) : bfs_buf_adds(host, c->host);
+    if (c->endpoint_aws && region && strcmp(region, c->region) != 0) {
+        aws_host(region, other, sizeof(other));
+        base = other;
+    }
+    r = vhost ? bfs_buf_addf(host, "%s.%s", bucket, base) : bfs_buf_adds(host, base);
     if (r == 0)
         r = bfs_buf_adds(path, c->base_path);
     if (r == 0 && bucket && !vhost) {

@@ -363,10 +363,13 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *u)
         /* a new status line (after 100 Continue): start over */
         x->r->status = sp ? atoi(sp + 1) : 0;
         bfs_s3_object_done(&x->r->info);
+        x->r->bucket_region[0] = '\0';
         return n;
     }
     v = header_value(line, n);
-    if (v)
+    if (v && name_is(line, n, "x-amz-bucket-region"))
+        snprintf(x->r->bucket_region, sizeof(x->r->bucket_region), "%s", v);
+    else if (v)
         store_header(&x->r->info, line, n, v);
     free(v);
     return n;
@@ -417,6 +420,8 @@ static int sign_and_list(struct bfs_s3_client *c, struct s3_request *r, struct p
     int anon, rc = 0;
 
     anon = bfs_s3_creds_get(c->creds, &keys);
+    if (anon < 0)
+        return anon;
     bfs_time_amz(now, amz);
     h[n++] = (struct bfs_s3_header){"host", bfs_buf_str(&p->host)};
     h[n++] = (struct bfs_s3_header){"x-amz-date", amz};
@@ -429,7 +434,7 @@ static int sign_and_list(struct bfs_s3_client *c, struct s3_request *r, struct p
         struct bfs_s3_sign_input in = {
             .method = r->method, .canonical_uri = bfs_buf_str(&p->path),
             .canonical_query = bfs_buf_str(&p->query), .headers = h, .nheaders = n,
-            .payload_hash = p->payload_hash, .when = now, .region = c->region, .service = "s3"};
+            .payload_hash = p->payload_hash, .when = now, .region = r->region, .service = "s3"};
 
         rc = bfs_s3_sign_header(&in, &keys, &p->auth);
         if (rc == 0)
@@ -454,7 +459,7 @@ static int prepare(struct bfs_s3_client *c, struct s3_request *r, struct prepare
 {
     int rc;
 
-    rc = s3_build_target(c, r->bucket, r->key, &p->host, &p->path);
+    rc = s3_build_target(c, r->region, r->bucket, r->key, &p->host, &p->path);
     if (rc == 0 && r->nquery)
         rc = bfs_s3_canonical_query(r->query, r->nquery, &p->query);
     if (rc == 0)
@@ -615,6 +620,11 @@ static int perform_once(struct bfs_s3_client *c, struct s3_request *r, const cha
     snprintf(p.payload_hash, sizeof(p.payload_hash), "%s", hash);
     *maybe_ran = 0;
     rc = prepare(c, r, &p);
+    if (rc == -EKEYEXPIRED) {
+        s3_creds_error(c->creds, rc, e);
+        rc = e->err;
+        goto out;
+    }
     if (rc < 0) {
         bfs_s3_error_set(e, rc, 0, "RequestTooLarge", "cannot build the request");
         goto out;
@@ -628,6 +638,7 @@ static int perform_once(struct bfs_s3_client *c, struct s3_request *r, const cha
     set_options(c, h, x, &p);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
     r->status = 0;
+    r->bucket_region[0] = '\0';
     bfs_buf_reset(&r->reply);
     cc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
@@ -679,9 +690,11 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
 {
     struct bfs_s3_error e = {0};
     char hash[65];
-    int rc, maybe_ran = 0;
+    int rc, maybe_ran = 0, relocated = 0;
     int64_t t0 = bfs_mono_ms();
 
+    if (!r->region[0])
+        s3_region_for(c, r->bucket, r->region);
     s3_sse_headers(c, r);
     rc = payload_hash(c, r, hash);
     if (rc < 0) {
@@ -706,6 +719,10 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                   (long long)(bfs_mono_ms() - t0), r->attempts);
         if (rc == 0)
             return 0;
+        if (!relocated && s3_region_learn(c, r)) {
+            relocated = 1; /* the bucket lives elsewhere: sign for its region */
+            continue;
+        }
         if (!e.retryable || r->attempts > c->max_retries || (maybe_ran && !r->idempotent))
             break;
         /* bytes already given to a callback can only be taken back by it */

@@ -15,7 +15,7 @@ int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *
     struct bfs_buf host, path, query, signed_list, cred, url;
     struct bfs_s3_header q[6], h[1];
     struct bfs_s3_keys k;
-    char amz[17], exp[24], sig[65];
+    char amz[17], exp[24], sig[65], region[S3_REGION_MAX];
     size_t nq = 0;
     int rc;
 
@@ -23,8 +23,12 @@ int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *
         return -EINVAL;
     if (c->sse == BFS_S3_SSE_C)
         return -ENOTSUP; /* a GET of an SSE-C object needs the key in headers */
-    if (bfs_s3_creds_get(c->creds, &k) == 1)
+    rc = bfs_s3_creds_get(c->creds, &k);
+    if (rc == 1)
         return -ENOKEY; /* anonymous: nothing to sign with */
+    if (rc < 0)
+        return rc;
+    s3_region_for(c, bucket, region);
     bfs_buf_init(&host, BFS_BUF_CAP_URL);
     bfs_buf_init(&path, BFS_BUF_CAP_URL);
     bfs_buf_init(&query, BFS_BUF_CAP_URL);
@@ -33,9 +37,9 @@ int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *
     bfs_buf_init(&url, BFS_BUF_CAP_URL);
     bfs_time_amz(now, amz);
     snprintf(exp, sizeof(exp), "%lld", (long long)expires);
-    rc = s3_build_target(c, bucket, key, &host, &path);
+    rc = s3_build_target(c, region, bucket, key, &host, &path);
     if (rc == 0)
-        rc = bfs_buf_addf(&cred, "%s/%.8s/%s/s3/aws4_request", k.access_key, amz, c->region);
+        rc = bfs_buf_addf(&cred, "%s/%.8s/%s/s3/aws4_request", k.access_key, amz, region);
     if (rc < 0)
         goto out;
     q[nq++] = (struct bfs_s3_header){"X-Amz-Algorithm", "AWS4-HMAC-SHA256"};
@@ -50,7 +54,7 @@ int bfs_s3_presign_get(struct bfs_s3_client *c, const char *bucket, const char *
         struct bfs_s3_sign_input in = {
             .method = "GET", .canonical_uri = path.data, .canonical_query = query.data,
             .headers = h, .nheaders = 1, .payload_hash = "UNSIGNED-PAYLOAD", .when = now,
-            .region = c->region, .service = "s3"};
+            .region = region, .service = "s3"};
 
         h[0] = (struct bfs_s3_header){"host", host.data};
         rc = bfs_s3_sign_string(&in, &k, sig, &signed_list);

@@ -92,6 +92,73 @@ int s3_xml_error(const char *xml, size_t len, struct bfs_s3_error *e)
     return 0;
 }
 
+static int ends_with(const xmlChar *name, const char *suffix)
+{
+    size_t n = strlen((const char *)name), m = strlen(suffix);
+
+    return n > m && strcmp((const char *)name + n - m, suffix) == 0;
+}
+
+/* ErrorResponse/Error/{Code,Message} of STS (a different shape than S3's). */
+static int sts_error(xmlNodePtr root, struct bfs_s3_error *e)
+{
+    xmlNodePtr err = child(root, "Error");
+
+    if (!err)
+        return -EPROTO;
+    copy_text(err, "Code", e->code, sizeof(e->code));
+    copy_text(err, "Message", e->message, sizeof(e->message));
+    copy_text(root, "RequestId", e->request_id, sizeof(e->request_id));
+    e->err = -EACCES;
+    return -EACCES;
+}
+
+int s3_xml_sts_credentials(const char *xml, size_t len, struct bfs_s3_keys *ret,
+                           int64_t *ret_expires_ns, struct bfs_s3_error *e)
+{
+    xmlNodePtr root, result = NULL, cred = NULL;
+    xmlDocPtr doc = parse(xml, len, NULL, &root);
+    char *ak = NULL, *sk = NULL, *tok = NULL, *exp = NULL;
+    int64_t exp_ns = 0;
+    int r = -EPROTO;
+
+    if (!doc)
+        return -EPROTO;
+    if (strcmp((const char *)root->name, "ErrorResponse") == 0) {
+        r = sts_error(root, e);
+        goto out;
+    }
+    for (xmlNodePtr n = root->children; n && !result; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && ends_with(n->name, "Result"))
+            result = n;
+    if (result && ends_with(root->name, "Response"))
+        cred = child(result, "Credentials");
+    if (!cred)
+        goto out;
+    ak = child_text(cred, "AccessKeyId");
+    sk = child_text(cred, "SecretAccessKey");
+    tok = child_text(cred, "SessionToken");
+    exp = child_text(cred, "Expiration");
+    if (!ak || !sk || !tok || !exp || bfs_time_parse_iso8601(exp, &exp_ns) < 0)
+        goto out;
+    r = s3_keys_set(ret, ak, sk, tok);
+    if (r == 0)
+        *ret_expires_ns = exp_ns;
+    else
+        r = -EPROTO;
+out:
+    if (sk)
+        explicit_bzero(sk, strlen(sk));
+    if (tok)
+        explicit_bzero(tok, strlen(tok));
+    free(ak);
+    free(sk);
+    free(tok);
+    free(exp);
+    xmlFreeDoc(doc);
+    return r;
+}
+
 void bfs_s3_bucket_list_done(struct bfs_s3_bucket_list *l)
 {
     for (size_t i = 0; l->names && i < l->n; i++)

@@ -45,11 +45,26 @@ void bfs_time_amz(time_t t, char out[17])
     strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
+/* "+HH:MM" or "-HH:MM" (tools that write credential files use local time)
+ * to seconds east of UTC. */
+static int utc_offset(const char *p, int64_t *ret)
+{
+    int sign = *p == '-' ? -1 : 1;
+
+    if ((*p != '+' && *p != '-') || strlen(p) != 6 || !isdigit((unsigned char)p[1]) ||
+        !isdigit((unsigned char)p[2]) || p[3] != ':' || !isdigit((unsigned char)p[4]) ||
+        !isdigit((unsigned char)p[5]))
+        return -EINVAL;
+    *ret = sign * (((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
+                   ((p[4] - '0') * 10 + (p[5] - '0')) * 60);
+    return 0;
+}
+
 int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns)
 {
     struct tm tm = {0};
     const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    int64_t frac = 0, scale = 100000000;
+    int64_t frac = 0, scale = 100000000, off = 0;
     time_t t;
 
     if (!p)
@@ -60,12 +75,12 @@ int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns)
             scale /= 10;
         }
     }
-    if (*p != 'Z' && *p != '\0' && strcmp(p, "+00:00") != 0)
+    if (*p != 'Z' && *p != '\0' && utc_offset(p, &off) < 0)
         return -EINVAL;
     t = timegm(&tm);
     if (t == (time_t)-1)
         return -EINVAL;
-    *ret_ns = (int64_t)t * 1000000000 + frac;
+    *ret_ns = ((int64_t)t - off) * 1000000000 + frac;
     return 0;
 }
 

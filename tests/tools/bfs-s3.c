@@ -34,7 +34,8 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: bfs-s3 [--endpoint URL] [--region R] [--path-style|--virtual-host]\n"
-            "              [--profile P] [--passwd-file F] [--unsigned-payload] COMMAND ...\n"
+            "              [--profile P] [--passwd-file F] [--anonymous] [--unsigned-payload]\n"
+            "              COMMAND ...\n"
             "commands: list-buckets | list B | head B K | get B K | put B K FILE |\n"
             "          copy SB SK DB DK | delete B K | delete-many B K... |\n"
             "          mpu-create B K | mpu-part B K ID N FILE | mpu-complete B K ID ETAG... |\n"
@@ -488,7 +489,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     enum { OPT_ENDPOINT = 256, OPT_REGION, OPT_PATH, OPT_VHOST, OPT_PROFILE, OPT_PASSWD, OPT_UNSIGNED,
            OPT_PREFIX, OPT_DELIM, OPT_START, OPT_CONT, OPT_MAXKEYS, OPT_SINGLE, OPT_RANGE, OPT_IFM, OPT_INM,
            OPT_META, OPT_CTYPE, OPT_MD5, OPT_SHA, OPT_REPLACE, OPT_OFFSET, OPT_LENGTH, OPT_PSIZE, OPT_JOBS,
-           OPT_EXPIRES, OPT_LOWSPEED, OPT_RETRIES, OPT_STATS };
+           OPT_EXPIRES, OPT_LOWSPEED, OPT_RETRIES, OPT_STATS, OPT_ANON };
     static const struct option lo[] = {
         {"endpoint", 1, 0, OPT_ENDPOINT}, {"region", 1, 0, OPT_REGION}, {"path-style", 0, 0, OPT_PATH},
         {"virtual-host", 0, 0, OPT_VHOST}, {"profile", 1, 0, OPT_PROFILE},
@@ -501,7 +502,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"offset", 1, 0, OPT_OFFSET}, {"length", 1, 0, OPT_LENGTH}, {"part-size", 1, 0, OPT_PSIZE},
         {"jobs", 1, 0, OPT_JOBS}, {"expires", 1, 0, OPT_EXPIRES},
         {"low-speed-time", 1, 0, OPT_LOWSPEED}, {"max-retries", 1, 0, OPT_RETRIES},
-        {"stats", 0, 0, OPT_STATS}, {0, 0, 0, 0}};
+        {"stats", 0, 0, OPT_STATS}, {"anonymous", 0, 0, OPT_ANON}, {0, 0, 0, 0}};
     int64_t v;
     int ch;
 
@@ -513,6 +514,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_VHOST: o->cfg.addressing = BFS_S3_ADDR_VHOST; break;
         case OPT_PROFILE: o->creds.profile = optarg; break;
         case OPT_PASSWD: o->creds.passwd_file = optarg; break;
+        case OPT_ANON: o->creds.anonymous = 1; break;
         case OPT_UNSIGNED: o->cfg.unsigned_payload = 1; break;
         case OPT_PREFIX: o->prefix = optarg; break;
         case OPT_DELIM: o->delimiter = optarg; break;
@@ -571,7 +573,7 @@ int main(int argc, char **argv)
     struct bfs_s3_creds *creds = NULL;
     struct bfs_s3_client *c = NULL;
     const struct command *cmd = NULL;
-    char err[512] = "";
+    char err[1024] = "";
     int first, nargs, rc;
 
     if (getenv("BFS_S3_DEBUG"))
@@ -628,6 +630,9 @@ int main(int argc, char **argv)
             printf("source=%s\n", bfs_s3_creds_source(creds));
             if (bfs_s3_creds_get(creds, &k) == 0)
                 printf("access_key=%s\n", k.access_key);
+            if (bfs_s3_creds_expiry(creds))
+                printf("expires=%lld\n", (long long)(bfs_s3_creds_expiry(creds) / 1000000000));
+            explicit_bzero(&k, sizeof(k));
             bfs_s3_creds_free(creds);
             free(pos);
             return 0;

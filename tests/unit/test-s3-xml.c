@@ -118,6 +118,66 @@ static void others(void)
     bfs_buf_done(&esc);
 }
 
+/* STS AssumeRoleWithWebIdentity: its reply, its error document, and
+ * replies that lack what is needed. */
+static void sts(void)
+{
+    const char *ok =
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+        "<AssumeRoleWithWebIdentityResult>"
+        "<SubjectFromWebIdentityToken>sub</SubjectFromWebIdentityToken>"
+        "<Credentials><SessionToken>FQoGZXIvYXdz&amp;x</SessionToken>"
+        "<SecretAccessKey>wJalrXUtnFEMI/K7MDENG</SecretAccessKey>"
+        "<Expiration>2014-10-24T23:00:23Z</Expiration>"
+        "<AccessKeyId>ASgeIAIOSFODNN7EXAMPLE</AccessKeyId>"
+        "</Credentials></AssumeRoleWithWebIdentityResult>"
+        "<ResponseMetadata><RequestId>ad4156e9</RequestId></ResponseMetadata>"
+        "</AssumeRoleWithWebIdentityResponse>";
+    const char *err =
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+        "<Type>Sender</Type><Code>InvalidIdentityToken</Code>"
+        "<Message>Couldn't retrieve verification key</Message></Error>"
+        "<RequestId>c6104cbe</RequestId></ErrorResponse>";
+    const char *bad[] = {
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+        "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+        "<AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey><SessionToken>T"
+        "</SessionToken></Credentials></AssumeRoleWithWebIdentityResult>"
+        "</AssumeRoleWithWebIdentityResponse>", /* no Expiration */
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+        "<AccessKeyId>A</AccessKeyId><SecretAccessKey></SecretAccessKey><SessionToken>T"
+        "</SessionToken><Expiration>2014-10-24T23:00:23Z</Expiration></Credentials>"
+        "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+        "<AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey><SessionToken>T"
+        "</SessionToken><Expiration>soon</Expiration></Credentials>"
+        "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        "<Credentials><AccessKeyId>A</AccessKeyId></Credentials>",
+        "<ErrorResponse><Nothing/></ErrorResponse>",
+        "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>",
+        "{\"AccessKeyId\":\"A\"}",
+    };
+    struct bfs_s3_keys k;
+    struct bfs_s3_error e = {0};
+    int64_t exp = 0;
+
+    CHECK(s3_xml_sts_credentials(ok, strlen(ok), &k, &exp, &e) == 0);
+    CHECK_STR(k.access_key, "ASgeIAIOSFODNN7EXAMPLE");
+    CHECK_STR(k.secret_key, "wJalrXUtnFEMI/K7MDENG");
+    CHECK_STR(k.session_token, "FQoGZXIvYXdz&x");
+    CHECK(exp == 1414191623000000000LL);
+    CHECK(s3_xml_sts_credentials(err, strlen(err), &k, &exp, &e) == -EACCES);
+    CHECK_STR(e.code, "InvalidIdentityToken");
+    CHECK_STR(e.message, "Couldn't retrieve verification key");
+    CHECK_STR(e.request_id, "c6104cbe");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&k, 0, sizeof(k));
+        CHECK(s3_xml_sts_credentials(bad[i], strlen(bad[i]), &k, &exp, &e) == -EPROTO);
+        CHECK(k.access_key[0] == '\0'); /* nothing half-written */
+    }
+}
+
 int main(void)
 {
     bfs_s3_global_init();
@@ -125,5 +185,6 @@ int main(void)
     malformed();
     errors();
     others();
+    sts();
     TEST_DONE();
 }

@@ -89,6 +89,15 @@ static void times_and_sizes(void)
     CHECK(bfs_time_parse_http("Mon, 12 Oct 2009 17:50:30 GMT", &ns) == 0);
     CHECK(ns == 1255369830000000000LL);
     CHECK(bfs_time_parse_iso8601("yesterday", &ns) == -EINVAL);
+    /* offsets, as tools that write credential files use them */
+    CHECK(bfs_time_parse_iso8601("2009-10-12T19:50:30+02:00", &ns) == 0);
+    CHECK(ns == 1255369830000000000LL);
+    CHECK(bfs_time_parse_iso8601("2009-10-12T12:20:30-05:30", &ns) == 0);
+    CHECK(ns == 1255369830000000000LL);
+    CHECK(bfs_time_parse_iso8601("2009-10-12T17:50:30+00:00", &ns) == 0);
+    CHECK(ns == 1255369830000000000LL);
+    CHECK(bfs_time_parse_iso8601("2009-10-12T17:50:30+0200", &ns) == -EINVAL);
+    CHECK(bfs_time_parse_iso8601("2009-10-12T17:50:30+02:00x", &ns) == -EINVAL);
     char amz[17];
     bfs_time_amz(1369353600, amz);
     CHECK_STR(amz, "20130524T000000Z");
