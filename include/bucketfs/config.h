@@ -58,6 +58,10 @@ struct bfs_config {
     int64_t metadata_ttl;  /* seconds; default 60 */
     int64_t upload_retry_max; /* seconds between retries of a failing upload, at most;
                                * default 300 (permanent failures wait this long) */
+    int64_t upload_delay_ms; /* a closed file waits this long before its upload
+                              * starts, so that a rename or utimes right after
+                              * close (rsync, editors) rides on the one upload;
+                              * default 200; fsync and sync skip it */
     uint32_t block_size;   /* bytes; default 1 MiB */
     int read_ahead;        /* blocks in flight ahead of a sequential reader */
     int list_meta;         /* BFS_LIST_META_*: HEADs while listing */

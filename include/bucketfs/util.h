@@ -109,6 +109,8 @@ int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns);
 int bfs_time_parse_http(const char *s, int64_t *ret_ns);
 /* "90", "90s", "15m", "2h", "7d" to seconds; -EINVAL otherwise. */
 int bfs_parse_duration(const char *s, int64_t *ret_seconds);
+/* The same, in milliseconds, also taking "NNNms". */
+int bfs_parse_duration_ms(const char *s, int64_t *ret_ms);
 /* "1048576", "512K", "20M", "2G", "1T" (powers of 1024) to bytes. */
 int bfs_parse_size(const char *s, uint64_t *ret_bytes);
 /* Strict decimal integer in [min, max]; -EINVAL / -ERANGE otherwise. */

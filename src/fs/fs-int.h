@@ -150,11 +150,21 @@ struct bfs_file {
 };
 
 /* The upload queue (upload.c). */
-struct uploader {
-    pthread_mutex_t lock;     /* guards the queue and stop */
-    pthread_cond_t cond;
-    uint64_t *queue;          /* inodes to upload, FIFO */
+/* A FIFO of inodes to upload, each due at a time (CLOCK_MONOTONIC ms). */
+struct upload_queue {
+    struct upload_item {
+        uint64_t ino;
+        int64_t due_ms;
+    } *items;
     size_t head, count, cap;
+};
+
+struct uploader {
+    pthread_mutex_t lock;     /* guards the queues and stop */
+    pthread_cond_t cond;
+    struct upload_queue now;  /* due at once: fsync, retries, recovery */
+    struct upload_queue later; /* closed files, due upload_delay_ms after
+                                * close; one delay for all keeps it in order */
     int stop;
     int nthreads;             /* immutable */
     pthread_t threads[8];
@@ -258,6 +268,8 @@ void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd,
 int fs_uploader_start(struct bfs_fs *fs, int nthreads);
 void fs_uploader_stop(struct bfs_fs *fs);
 void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino);
+/* The same after upload_delay_ms: what a close commits. */
+void fs_upload_enqueue_later(struct bfs_fs *fs, uint64_t ino);
 const char *fs_content_type(const char *key);
 /* Metadata headers for mode, uid, gid and mtime (s3fs style), and for the
  * user.* attributes of ino (0: none). */

@@ -104,30 +104,54 @@ int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t
 
 /* ---- the queue ---- */
 
-void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino)
+static int queue_push(struct upload_queue *q, uint64_t ino, int64_t due_ms)
+{
+    if (q->count == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct upload_item *items = malloc(cap * sizeof(*items));
+
+        if (!items)
+            return -ENOMEM;
+        for (size_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = items;
+        q->head = 0;
+        q->cap = cap;
+    }
+    q->items[(q->head + q->count) % q->cap] = (struct upload_item){ino, due_ms};
+    q->count++;
+    return 0;
+}
+
+static uint64_t queue_pop(struct upload_queue *q)
+{
+    uint64_t ino = q->items[q->head].ino;
+
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return ino;
+}
+
+static void enqueue(struct bfs_fs *fs, uint64_t ino, int64_t delay_ms)
 {
     struct uploader *up = &fs->up;
 
     pthread_mutex_lock(&up->lock);
-    if (up->count == up->cap) {
-        size_t cap = up->cap ? up->cap * 2 : 64;
-        uint64_t *q = malloc(cap * sizeof(*q));
-
-        if (!q) {
-            pthread_mutex_unlock(&up->lock);
-            return; /* the retry scan finds the row later */
-        }
-        for (size_t i = 0; i < up->count; i++)
-            q[i] = up->queue[(up->head + i) % (up->cap ? up->cap : 1)];
-        free(up->queue);
-        up->queue = q;
-        up->head = 0;
-        up->cap = cap;
-    }
-    up->queue[(up->head + up->count) % up->cap] = ino;
-    up->count++;
-    pthread_cond_signal(&up->cond);
+    /* on failure the retry scan finds the journal row later */
+    if (queue_push(delay_ms > 0 ? &up->later : &up->now, ino, bfs_mono_ms() + delay_ms) == 0)
+        pthread_cond_signal(&up->cond);
     pthread_mutex_unlock(&up->lock);
+}
+
+void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino)
+{
+    enqueue(fs, ino, 0);
+}
+
+void fs_upload_enqueue_later(struct bfs_fs *fs, uint64_t ino)
+{
+    enqueue(fs, ino, fs->cfg->upload_delay_ms);
 }
 
 /* ---- multipart ---- */
@@ -415,40 +439,60 @@ static int requeue_due(void *ctx, const struct bfs_upload *u)
     return 0;
 }
 
+/* Takes the next inode that is due, waiting for one; returns 0 at stop
+ * once both queues are empty (at stop the delayed ones are due at once).
+ * Every second without work, it runs the retry scan. */
+static uint64_t next_due(struct bfs_fs *fs, int64_t *last_scan)
+{
+    struct uploader *up = &fs->up;
+    uint64_t ino = 0;
+
+    pthread_mutex_lock(&up->lock);
+    for (;;) {
+        int64_t now = bfs_mono_ms(), wake = *last_scan + 1000;
+        struct timespec ts;
+
+        if (up->now.count > 0) {
+            ino = queue_pop(&up->now);
+            break;
+        }
+        if (up->later.count > 0 && (up->stop || up->later.items[up->later.head].due_ms <= now)) {
+            ino = queue_pop(&up->later);
+            break;
+        }
+        if (up->stop)
+            break;
+        if (now >= wake) {
+            *last_scan = now;
+            pthread_mutex_unlock(&up->lock);
+            (void)bfs_store_uploads(fs->store, requeue_due, fs);
+            pthread_mutex_lock(&up->lock);
+            continue;
+        }
+        if (up->later.count > 0 && up->later.items[up->later.head].due_ms < wake)
+            wake = up->later.items[up->later.head].due_ms;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (wake - now) / 1000;
+        ts.tv_nsec += (long)((wake - now) % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&up->cond, &up->lock, &ts);
+    }
+    pthread_mutex_unlock(&up->lock);
+    return ino;
+}
+
 static void *uploader_main(void *arg)
 {
     struct bfs_fs *fs = arg;
-    struct uploader *up = &fs->up;
     int64_t last_scan = bfs_mono_ms();
+    uint64_t ino;
 
-    for (;;) {
-        uint64_t ino;
-        struct timespec ts;
-
-        pthread_mutex_lock(&up->lock);
-        while (up->count == 0 && !up->stop) {
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&up->cond, &up->lock, &ts);
-            if (up->count == 0 && bfs_mono_ms() - last_scan >= 1000)
-                break;
-        }
-        if (up->count == 0) {
-            int stop = up->stop;
-
-            pthread_mutex_unlock(&up->lock);
-            if (stop)
-                return NULL;
-            last_scan = bfs_mono_ms();
-            (void)bfs_store_uploads(fs->store, requeue_due, fs);
-            continue;
-        }
-        ino = up->queue[up->head];
-        up->head = (up->head + 1) % up->cap;
-        up->count--;
-        pthread_mutex_unlock(&up->lock);
+    while ((ino = next_due(fs, &last_scan)) != 0)
         upload_one(fs, ino);
-    }
+    return NULL;
 }
 
 int fs_uploader_start(struct bfs_fs *fs, int nthreads)
@@ -480,8 +524,10 @@ void fs_uploader_stop(struct bfs_fs *fs)
     for (int i = 0; i < up->nthreads; i++)
         pthread_join(up->threads[i], NULL);
     up->nthreads = 0;
-    free(up->queue);
-    up->queue = NULL;
+    free(up->now.items);
+    free(up->later.items);
+    memset(&up->now, 0, sizeof(up->now));
+    memset(&up->later, 0, sizeof(up->later));
     pthread_cond_destroy(&up->cond);
     pthread_mutex_destroy(&up->lock);
 }

@@ -405,7 +405,7 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     w->sealed = 1;
     w->queued = 1;
     w->last_err = 0;
-    fs_upload_enqueue(fs, w->ino);
+    fs_upload_enqueue_later(fs, w->ino);
     return 0;
 }
 
@@ -446,7 +446,8 @@ int fs_wfile_wait_upload(struct bfs_fs *fs, struct wfile *w, uint64_t gen)
 {
     int r;
 
-    (void)fs;
+    if (w->done_gen < gen && w->queued && !w->uploading)
+        fs_upload_enqueue(fs, w->ino); /* someone waits: skip upload_delay */
     while (w->done_gen < gen && !w->deleted && (w->uploading || w->queued) &&
            w->last_err == 0)
         pthread_cond_wait(&w->cond, &w->lock);

@@ -136,6 +136,29 @@ int bfs_parse_duration(const char *s, int64_t *ret_seconds)
     return parse_scaled(s, "SMHD", mult, ret_seconds);
 }
 
+int bfs_parse_duration_ms(const char *s, int64_t *ret_ms)
+{
+    size_t n = s ? strlen(s) : 0;
+    int64_t v;
+    int r;
+
+    if (n > 2 && strcasecmp(s + n - 2, "ms") == 0) {
+        char num[32];
+
+        if (n - 2 >= sizeof(num))
+            return -ERANGE;
+        memcpy(num, s, n - 2);
+        num[n - 2] = '\0';
+        return parse_scaled(num, "", NULL, ret_ms);
+    }
+    r = bfs_parse_duration(s, &v);
+    if (r == 0 && v > INT64_MAX / 1000)
+        r = -ERANGE;
+    if (r == 0)
+        *ret_ms = v * 1000;
+    return r;
+}
+
 int bfs_parse_size(const char *s, uint64_t *ret_bytes)
 {
     static const int64_t mult[] = {1, 1024, 1024 * 1024, 1024LL * 1024 * 1024,

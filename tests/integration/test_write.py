@@ -670,6 +670,28 @@ class FileWriteTest(WriteTestCase):
             m.unmount_wait()
         self.assertObject("s.csv", data=small, ctype="text/csv")
 
+    def test_upload_delay_and_fsync_skips_it(self):
+        """A closed file goes up after upload_delay; fsync does not wait for it."""
+        with self.mount(opts={"upload_delay": "3s"}) as m:
+            t0 = time.monotonic()
+            write_file(m.path("t", "late.csv"), b"a,b\n")
+            time.sleep(1)
+            self.assertNoObject("late.csv", "1 s after close with upload_delay=3s")
+            fd = os.open(m.path("t", "now.csv"), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"x,y\n")
+                t1 = time.monotonic()
+                os.fsync(fd)
+                dt = time.monotonic() - t1
+            finally:
+                os.close(fd)
+            self.assertObject("now.csv", data=b"x,y\n", what="right after fsync")
+            self.assertLess(dt, 2.5, "fsync waited for upload_delay")
+            self.wait_until(lambda: self.head("late.csv") is not None, 30, "late.csv in S3")
+            self.assertGreater(time.monotonic() - t0, 2.5, "uploaded before upload_delay")
+            m.unmount_wait()
+        self.assertObject("late.csv", data=b"a,b\n")
+
     def test_sigterm_waits_for_uploads(self):
         files = {"f%02d.bin" % i: os.urandom(MiB + i) for i in range(20)}
         files["large.bin"] = os.urandom(60 * MiB)  # last: still uploading at the SIGTERM
@@ -1274,6 +1296,38 @@ class TreeCopyTest(WriteTestCase):
         os.chmod(os.path.join(root, "e", "f"), 0o750)
         os.chmod(os.path.join(root, "g h"), 0o700)
         return total
+
+    def test_rsync_uploads_each_file_once(self):
+        """rsync writes a temporary name, closes, sets the times and renames:
+        within upload_delay that is one upload under the final key, no copy,
+        and no temporary key ever reaches S3."""
+        src = os.path.join(self.tmp, "src")
+        os.mkdir(src)
+        total = self.make_tree(src, n=60, seed=77)
+        nfiles = sum(1 for v in snapshot(src).values() if v[0] == "f")
+        with self.mount(opts={"upload_delay": "2s"}) as m:
+            before = m.stats()
+            r = subprocess.run(["rsync", "-a", src + "/", m.path("t", "rs") + "/"],
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(r.returncode, 0, "rsync -a: %s" % r.stderr[-3000:])
+            m.wait_uploads()
+            after = m.stats()
+            m.unmount_wait()
+        ops = {k: after["by_op"][k] - before["by_op"].get(k, 0) for k in after["by_op"]}
+        up = after["bytes_up"] - before["bytes_up"]
+        note("rsync -a of %d files, %.1f MiB: %d bytes up, requests %r", nfiles, total / MiB,
+             up, {k: v for k, v in ops.items() if v})
+        self.assertEqual(ops.get("copy", 0), 0, "server-side copies for a rename: %r" % ops)
+        self.assertLess(up, total * 1.02 + 64 * KiB,
+                        "bytes uploaded for %d bytes of files: each sent more than once?" % total)
+        keys = [o["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=self.p + "rs/") for o in page.get("Contents", [])]
+        tmp = [k for k in keys if os.path.basename(k).startswith(".")]
+        self.assertEqual(tmp, [], "rsync's temporary names in S3")
+        for rel, v in snapshot(src).items():
+            if v[0] == "f":
+                with open(os.path.join(src, rel), "rb") as f:
+                    self.assertObject("rs/" + rel, md5=md5hex(f.read()), size=v[1])
 
     @staticmethod
     def attr_mismatches(src, copy, srcsnap):

@@ -107,6 +107,12 @@ static void times_and_sizes(void)
     CHECK(bfs_parse_duration("90", &v) == 0 && v == 90);
     CHECK(bfs_parse_duration("5x", &v) == -EINVAL);
     CHECK(bfs_parse_duration("-5", &v) == -EINVAL);
+    CHECK(bfs_parse_duration_ms("250ms", &v) == 0 && v == 250);
+    CHECK(bfs_parse_duration_ms("2s", &v) == 0 && v == 2000);
+    CHECK(bfs_parse_duration_ms("0", &v) == 0 && v == 0);
+    CHECK(bfs_parse_duration_ms("ms", &v) == -EINVAL);
+    CHECK(bfs_parse_duration_ms("1.5ms", &v) == -EINVAL);
+    CHECK(bfs_parse_duration_ms("5xms", &v) == -EINVAL);
     CHECK(bfs_parse_size("20G", &sz) == 0 && sz == 20ull << 30);
     CHECK(bfs_parse_size("512k", &sz) == 0 && sz == 512 << 10);
     CHECK(bfs_parse_size("99999999999999T", &sz) == -ERANGE);
