@@ -230,6 +230,49 @@ static void heads_done(struct bfs_fs *fs, struct heads *h, const struct listing 
     free(h->idx);
 }
 
+/* Sorts a complete listing, learns what list_meta asks for and stores it
+ * as directory ino's children. */
+static int store_listing(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
+                         struct listing *l)
+{
+    struct heads h = {.fs = fs, .m = m, .prefix = prefix};
+    int r;
+
+    dedupe(fs, l);
+    head_small(&h, ino, l);
+    r = bfs_store_listing_replace(fs->store, ino, l->nodes, l->n, bfs_now_ns());
+    heads_done(fs, &h, l, r == 0);
+    fs_negative_clear(fs, ino);
+    return r;
+}
+
+void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg)
+{
+    pthread_mutex_lock(&fs->lock);
+    bfs_s3_list_page_done(&fs->first.pg);
+    fs->first.ino = ino;
+    fs->first.at_ns = bfs_now_ns();
+    fs->first.pg = *pg;
+    memset(pg, 0, sizeof(*pg));
+    pthread_mutex_unlock(&fs->lock);
+}
+
+static int first_page_take(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg)
+{
+    int r = -ENOENT;
+
+    pthread_mutex_lock(&fs->lock);
+    if (fs->first.ino == ino && fs_fresh(fs, fs->first.at_ns)) {
+        *pg = fs->first.pg;
+        memset(&fs->first.pg, 0, sizeof(fs->first.pg));
+        r = 0;
+    }
+    if (fs->first.ino == ino)
+        fs->first.ino = 0;
+    pthread_mutex_unlock(&fs->lock);
+    return r;
+}
+
 /* Lists the directory from S3 into the store. */
 int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
 {
@@ -245,7 +288,8 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
         struct bfs_s3_list_params p = {.prefix = prefix, .delimiter = "/", .continuation = token};
         struct bfs_s3_list_page pg;
 
-        r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
+        r = l.n == 0 && !token && first_page_take(fs, ino, &pg) == 0
+                ? 0 : bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
         free(token);
         token = NULL;
         if (r < 0)
@@ -256,16 +300,21 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
         bfs_s3_list_page_done(&pg);
     } while (r == 0 && token);
     free(token);
-    if (r == 0) {
-        struct heads h = {.fs = fs, .m = m, .prefix = prefix};
-
-        dedupe(fs, &l);
-        head_small(&h, ino, &l);
-        r = bfs_store_listing_replace(fs->store, ino, l.nodes, l.n, bfs_now_ns());
-        heads_done(fs, &h, &l, r == 0);
-        fs_negative_clear(fs, ino);
-    }
+    if (r == 0)
+        r = store_listing(fs, m, ino, prefix, &l);
     free(prefix);
+    free(l.nodes);
+    return r;
+}
+
+int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
+                      const struct bfs_s3_list_page *pg)
+{
+    struct listing l = {0};
+    int r = pg->next_token ? -EAGAIN : add_page(fs, &l, pg, strlen(prefix));
+
+    if (r == 0)
+        r = store_listing(fs, m, ino, prefix, &l);
     free(l.nodes);
     return r;
 }

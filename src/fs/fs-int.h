@@ -193,6 +193,13 @@ struct bfs_fs {
     struct negative *neg;     /* guarded by lock */
     size_t nneg;
     struct inflight *inflight; /* guarded by lock */
+    struct first_page {       /* a lookup's LIST of a large directory, kept for
+                               * the readdir that most often follows; guarded
+                               * by lock */
+        uint64_t ino;
+        int64_t at_ns;
+        struct bfs_s3_list_page pg;
+    } first;
     struct workers workers;
     struct wfile *wfiles[WFILE_BUCKETS]; /* guarded by lock */
     struct wcreating *wcreating; /* inodes whose staging file is being made,
@@ -298,6 +305,13 @@ int fs_put_small(struct bfs_fs *fs, struct mapping *m, const char *key, const ch
 
 /* ---- namespace.c / dir.c ---- */
 int fs_list_remote(struct bfs_fs *fs, uint64_t ino);
+/* Keeps the first page of directory ino's listing (moved out of pg) for
+ * its next fs_list_remote within the TTL. */
+void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg);
+/* Stores one page (prefix's children) as the whole listing of directory
+ * ino; -EAGAIN, storing nothing, if the page is not the whole directory. */
+int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
+                      const struct bfs_s3_list_page *pg);
 /* Changes the key of ino (and of every inode below it, for a directory). */
 void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key);
 

@@ -283,6 +283,7 @@ void bfs_fs_free(struct bfs_fs *fs)
         bfs_s3_client_free(fs->clients[i]);
     free(fs->clients);
     pthread_cond_destroy(&fs->wcreated);
+    bfs_s3_list_page_done(&fs->first.pg);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

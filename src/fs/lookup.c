@@ -3,8 +3,16 @@
  * lookup.c: what a name is. Answers come, in order of preference, from a
  * fresh listing of the parent (no request at all, also for names that are
  * not there), from the node row if it was checked within the TTL, or from
- * S3: a HEAD of "key" and a one-key LIST of "key/" sent in parallel. A
- * directory shadows an object of the same name (SPEC.md "The tree").
+ * S3: a LIST of "key/" and a HEAD of "key". A directory shadows an object
+ * of the same name (SPEC.md "The tree").
+ *
+ * The LIST asks for a page of the directory's children, not just one key:
+ * when that page is the whole directory it is kept as its listing, so the
+ * lookups and the readdir that follow (ls -l a/b/c: each component, then
+ * the last one's entries) need no request of their own. A name with an
+ * extension is most often a file, so its HEAD goes out alongside the LIST
+ * (one round trip); any other name (data, 2024, .config) is most often a
+ * directory, so its HEAD is sent only when the LIST found none.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,10 +22,13 @@
 #include "bucketfs/util.h"
 #include "fs-int.h"
 
+#define PROBE_KEYS 1000 /* S3's page: the first of a readdir's pages */
+
 struct list_probe {
     struct bfs_s3_client *client;
     const char *bucket;
     const char *prefix;
+    struct bfs_s3_list_page pg;
     int found;
     int marker;  /* the first key is the "dir/" marker itself */
     int err;
@@ -26,16 +37,22 @@ struct list_probe {
 static void *probe_dir(void *arg)
 {
     struct list_probe *p = arg;
-    struct bfs_s3_list_params lp = {.prefix = p->prefix, .max_keys = 1};
-    struct bfs_s3_list_page pg;
+    struct bfs_s3_list_params lp = {.prefix = p->prefix, .delimiter = "/",
+                                    .max_keys = PROBE_KEYS};
 
-    p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &pg, NULL);
+    p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &p->pg, NULL);
     if (p->err == 0) {
-        p->found = pg.nobjects > 0 || pg.nprefixes > 0;
-        p->marker = pg.nobjects > 0 && strcmp(pg.objects[0].key, p->prefix) == 0;
-        bfs_s3_list_page_done(&pg);
+        p->found = p->pg.nobjects > 0 || p->pg.nprefixes > 0;
+        p->marker = p->pg.nobjects > 0 && strcmp(p->pg.objects[0].key, p->prefix) == 0;
     }
     return NULL;
+}
+
+static int looks_like_file(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+
+    return dot && dot > name && dot[1] != '\0';
 }
 
 /* Whether a check made at then_ns still holds. Checks made by an earlier
@@ -69,12 +86,18 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     if (r < 0)
         goto out;
     probe = (struct list_probe){.client = m->client, .bucket = m->bucket, .prefix = dir.data};
-    threaded = pthread_create(&th, NULL, probe_dir, &probe) == 0;
-    head = bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL);
-    if (threaded)
-        pthread_join(th, NULL);
-    else
+    if (looks_like_file(name)) {
+        threaded = pthread_create(&th, NULL, probe_dir, &probe) == 0;
+        head = bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL);
+        if (threaded)
+            pthread_join(th, NULL);
+        else
+            probe_dir(&probe);
+    } else {
         probe_dir(&probe);
+        head = probe.err == 0 && !probe.found
+                   ? bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL) : -ENOENT;
+    }
     snprintf(n.name, sizeof(n.name), "%s", name);
     n.fetched_ns = bfs_now_ns();
     if (probe.err < 0 && probe.err != -ENOENT) {
@@ -89,6 +112,7 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
             fs_node_from_object(&n, &o, 1);
         else
             n.mtime_ns = bfs_now_ns();
+        n.meta |= BFS_META_HEADED; /* marker or none: what the directory is, is known */
         n.kind = BFS_KIND_DIR;
         n.size = 0;
         n.etag[0] = '\0';
@@ -103,9 +127,14 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
         r = bfs_store_node_put(fs->store, &n);
     if (r == 0 && head == 0)
         r = fs_xattrs_import(fs, n.ino, &o.meta);
+    if (r == 0 && n.kind == BFS_KIND_DIR && probe.pg.next_token)
+        fs_first_page_keep(fs, n.ino, &probe.pg);
+    else if (r == 0 && n.kind == BFS_KIND_DIR) /* the whole directory: its listing */
+        (void)fs_list_from_page(fs, m, n.ino, dir.data, &probe.pg);
     if (r == 0)
         *ret = n;
 out:
+    bfs_s3_list_page_done(&probe.pg);
     bfs_s3_object_done(&o);
     bfs_buf_done(&key);
     bfs_buf_done(&dir);
@@ -132,6 +161,50 @@ static int lookup_root(struct bfs_fs *fs, const char *name, struct bfs_node *n)
     return bfs_store_node_lookup(fs->store, BFS_ROOT_INO, name, n);
 }
 
+/* HEADs key into n (a row of the store): metadata, size, ETag. */
+static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n)
+{
+    struct bfs_s3_object o = {0};
+    char old[sizeof(n->etag)];
+    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
+
+    if (r == -ENOENT) {
+        (void)bfs_store_node_gone(fs->store, n->parent, n->name);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    memcpy(old, n->etag, sizeof(old));
+    fs_node_from_object(n, &o, 1);
+    n->fetched_ns = bfs_now_ns();
+    r = bfs_store_node_put(fs->store, n);
+    if (r == 0)
+        r = fs_xattrs_import(fs, n->ino, &o.meta);
+    bfs_s3_object_done(&o);
+    if (r == 0 && strcmp(old, n->etag) != 0)
+        (void)bfs_store_blocks_drop(fs->store, n->ino, n->etag); /* old version's blocks */
+    return r;
+}
+
+/* HEADs a child of parent known from a listing. */
+static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n)
+{
+    struct mapping *m;
+    struct bfs_buf key;
+    char *pkey = NULL;
+    int r = fs_inode_target(fs, parent, &m, &pkey, NULL);
+
+    if (r < 0)
+        return r;
+    bfs_buf_init(&key, 8192);
+    r = bfs_buf_addf(&key, "%s%s", pkey, n->name);
+    if (r == 0)
+        r = head_into(fs, m, key.data, n);
+    bfs_buf_done(&key);
+    free(pkey);
+    return r;
+}
+
 /* Finds parent/name without touching the kernel's counts. */
 static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n)
 {
@@ -145,11 +218,19 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
     r = bfs_store_node_lookup(fs->store, parent, name, n);
     /* a local row (written here, upload pending) is the truth: S3 has not
      * seen it yet */
-    if (r == 0 && (listed || n->local || n->kind == BFS_KIND_DIR || fs_fresh(fs, n->fetched_ns)))
+    if (r == 0 && (n->local || (n->kind == BFS_KIND_DIR && (n->meta & BFS_META_HEADED))))
         return 0;
-    if (r == -ENOENT && listed)
+    if (r == 0 && n->kind != BFS_KIND_DIR && (listed || fs_fresh(fs, n->fetched_ns))) {
+        /* a name asked for by itself gets its metadata (mode, owner, times,
+         * symlink), which a listing does not carry: one HEAD, once */
+        if (n->meta & BFS_META_HEADED)
+            return 0;
+        r = head_child(fs, parent, n);
+    } else if (r == -ENOENT && listed) {
         return -ENOENT;
-    r = fs_resolve(fs, parent, name, n);
+    } else { /* unknown, stale, or a directory from a listing (is there a marker?) */
+        r = fs_resolve(fs, parent, name, n);
+    }
     if (r == -ENOENT) {
         (void)bfs_store_node_gone(fs->store, parent, name);
         fs_negative_add(fs, parent, name);
@@ -199,35 +280,17 @@ static void settle(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 
 int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 {
-    struct bfs_s3_object o = {0};
     struct mapping *m;
     char *key = NULL;
-    char old[sizeof(n->etag)];
     int r;
 
     settle(fs, ino, n);
     if (n->kind == BFS_KIND_DIR || n->local || fs_fresh(fs, n->fetched_ns))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
-    if (r < 0)
-        return r;
-    r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
-    free(key);
-    if (r == -ENOENT) {
-        (void)bfs_store_node_gone(fs->store, n->parent, n->name);
-        return r;
-    }
-    if (r < 0)
-        return r;
-    memcpy(old, n->etag, sizeof(old));
-    fs_node_from_object(n, &o, 1);
-    n->fetched_ns = bfs_now_ns();
-    r = bfs_store_node_put(fs->store, n);
     if (r == 0)
-        r = fs_xattrs_import(fs, ino, &o.meta);
-    bfs_s3_object_done(&o);
-    if (r == 0 && strcmp(old, n->etag) != 0)
-        (void)bfs_store_blocks_drop(fs->store, ino, n->etag); /* old version's blocks */
+        r = head_into(fs, m, key, n);
+    free(key);
     return r;
 }
 
