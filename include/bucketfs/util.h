@@ -100,6 +100,7 @@ void bfs_log(enum bfs_log_level level, const char *fmt, ...)
 int64_t bfs_now_ns(void);      /* CLOCK_REALTIME */
 int64_t bfs_mono_ms(void);     /* CLOCK_MONOTONIC */
 void bfs_sleep_ms(int64_t ms);
+void bfs_sleep_us(int64_t us);
 /* "20130524T000000Z" (16 chars + NUL) for a UTC time. */
 void bfs_time_amz(time_t t, char out[17]);
 /* ISO 8601 as S3 writes it ("2009-10-12T17:50:30.000Z"; also "+02:00"

@@ -40,6 +40,7 @@ struct journal {
     pthread_mutex_t lock; /* one writer at a time on db */
     sqlite3 *db;
     sqlite3_stmt *st[J_COUNT];
+    int64_t busy_waited;
 };
 
 int store_journal_open(struct bfs_store *s)
@@ -56,7 +57,7 @@ int store_journal_open(struct bfs_store *s)
         free(j);
         return -EIO;
     }
-    sqlite3_busy_timeout(j->db, 10000);
+    store_busy_handler(j->db, &j->busy_waited);
     sqlite3_exec(j->db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
     s->journal = j;
     snprintf(path, sizeof(path), "%s/staging", s->dir);

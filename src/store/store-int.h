@@ -29,6 +29,7 @@ struct store_conn {
     struct store_conn *next;      /* in owner->conns, guarded by owner->lock */
     struct store_conn *next_idle; /* in owner->idle, guarded by owner->lock */
     struct bfs_store *owner;      /* immutable */
+    int64_t busy_waited;          /* us, for store_busy_handler */
 };
 
 struct bfs_store {
@@ -51,6 +52,9 @@ struct store_conn *store_conn(struct bfs_store *s);
 sqlite3_stmt *store_stmt(struct store_conn *c, enum stmt_id id);
 /* SQLite result to negative errno. */
 int store_errno(int rc);
+/* Waits for a locked database in microsecond steps, up to 10 s; waited is
+ * the handler's own counter, kept beside the connection. */
+int store_busy_handler(sqlite3 *db, int64_t *waited);
 /* Runs a statement that returns no rows; resets it. */
 int store_exec(sqlite3_stmt *st);
 /* Binds ?1, ?2, ... from the arguments, as fmt says: 'i' an int64_t or

@@ -37,6 +37,14 @@ void bfs_sleep_ms(int64_t ms)
         ;
 }
 
+void bfs_sleep_us(int64_t us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 void bfs_time_amz(time_t t, char out[17])
 {
     struct tm tm;
