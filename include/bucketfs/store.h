@@ -163,6 +163,16 @@ void bfs_store_staging_path(struct bfs_store *s, uint64_t ino, uint64_t gen, cha
  * or -ENOENT when the block is not cached. */
 ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                              uint32_t off, void *buf, size_t len);
+/* Opens a cached block: ret_fd (caller closes it) and the block's length;
+ * -ENOENT when it is not cached. A block never changes once cached (a
+ * changed object has another ETag, so other block files), and eviction
+ * only unlinks its file: the descriptor keeps reading the same, right
+ * bytes for as long as the caller holds it. */
+int bfs_store_block_open(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                         int *ret_fd, size_t *ret_len);
+/* Reports a block that read short or failed through a descriptor from
+ * bfs_store_block_open: its row and file go, so the next read fetches it. */
+void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx);
 /* Whether a block is cached (no data copied). */
 int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx);
 /* Stores a block (evicting others if needed). The cache never holds more

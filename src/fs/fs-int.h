@@ -17,6 +17,12 @@
  *      name that changes kind gets a new row, hence a new inode).
  *   3. An open file reads one ETag (file->etag); every GET carries it as
  *      If-Match.
+ *   4. A block file descriptor a handle keeps (file->fds) reads the block
+ *      of that handle's ETag: blocks are immutable per (ino, ETag, index)
+ *      and eviction only unlinks, so it stays right until closed.
+ *   5. inflight->data[0, have) is final once published: a retried GET
+ *      (same ETag, same bytes) only fills what lies beyond it, so readers
+ *      copy out of it without the lock.
  */
 #ifndef BUCKETFS_FS_INT_H
 #define BUCKETFS_FS_INT_H
@@ -55,17 +61,21 @@ struct negative {
     struct negative *next;
 };
 
-/* A block being fetched; readers of the same block wait on it. */
+/* A block being fetched; readers of the same block wait on it, each only
+ * until the bytes it needs have arrived (invariant 5). */
 struct inflight {
-    uint64_t ino, idx;
-    char etag[BFS_S3_ETAG_MAX];
+    uint64_t ino, idx;        /* immutable */
+    char etag[BFS_S3_ETAG_MAX]; /* immutable */
+    size_t len;               /* immutable: the block's expected length */
+    char *data;               /* len bytes (owned; freed by the last ref) */
+    size_t have;              /* data[0, have) arrived and never changes again;
+                               * guarded by fs->lock (the fetcher reads it bare) */
     int done;                 /* guarded by fs->lock */
-    int err;
-    char *data;               /* the block once done (owned; freed by the last ref) */
-    size_t len;
+    int err;                  /* set before done */
+    int waiters;              /* guarded by fs->lock */
     int refs;                 /* guarded by fs->lock */
     pthread_cond_t cond;
-    struct inflight *next;
+    struct inflight *next;    /* guarded by fs->lock */
 };
 
 struct task {
@@ -80,6 +90,7 @@ struct workers {
     pthread_cond_t cond;
     struct task *head, *tail;
     int queued;
+    int idle;                 /* threads waiting for a task */
     int stop;
     int nthreads;             /* immutable */
     pthread_t *threads;
@@ -138,14 +149,28 @@ struct target {
     uint64_t ino, size;
 };
 
+/* A cached block file kept open by a handle (invariant 4): reads inside
+ * the block skip the index lookup and open/close. */
+struct blockfd {
+    uint64_t idx;         /* immutable */
+    size_t len;           /* immutable */
+    int fd;               /* immutable; closed by the last unref */
+    int refs;             /* guarded by the file's lock: its slot + readers */
+};
+
+#define FILE_FDS 2        /* block files one handle keeps open: the block a
+                           * sequential reader is in and the next */
+
 struct bfs_file {
     struct target t;
     struct wfile *w;      /* staging, when the inode has one (a reference) */
     int writable;         /* opened for writing */
-    pthread_mutex_t lock; /* guards next_off, ra_next, seq */
+    pthread_mutex_t lock; /* guards next_off, ra_next, seq, fds, fd_hand */
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */
     int seq;              /* consecutive sequential reads */
+    struct blockfd *fds[FILE_FDS];
+    unsigned fd_hand;     /* slot the next opened block file replaces */
     struct bfs_file *prev, *next; /* fs->files, guarded by fs->lock */
 };
 
@@ -210,7 +235,7 @@ struct bfs_fs {
     struct bfs_file *files;   /* open handles, guarded by lock: freed at the end
                                * when the kernel went away without releasing them */
 
-    atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets;
+    atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets, block_fd_reuses;
 };
 
 /* ---- inode.c ---- */
@@ -262,6 +287,20 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
 void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st);
 /* Waits until no upload of ino runs and none is queued or pending. */
 int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
+
+/* ---- fetch.c ---- */
+/* The fetch of block idx of t, with a reference the caller drops with
+ * fs_inflight_unref; started unless one runs. With async, an idle worker
+ * runs it so that the caller may return before the whole block arrived;
+ * otherwise (or with no idle worker) the caller runs it. NULL: no memory. */
+struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                 int async);
+/* Waits until in->data[0, need) arrived or the fetch ended; returns the
+ * bytes that arrived (>= need on success) or the fetch's negative errno. */
+ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need);
+void fs_inflight_unref(struct bfs_fs *fs, struct inflight *in);
+/* Notes where a read falls and starts read-ahead for sequential ones. */
+void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size);
 
 /* Records an open handle (so that bfs_fs_free can release leftovers). */
 void fs_file_track(struct bfs_fs *fs, struct bfs_file *f);
@@ -320,6 +359,8 @@ int fs_workers_start(struct workers *w, int n);
 void fs_workers_stop(struct workers *w);
 /* Queues fn(arg); -EAGAIN when the queue is long (the caller may skip it). */
 int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued);
+/* Queues a task first in line if a thread is idle to take it; -EAGAIN if not. */
+int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg);
 
 /* ---- lookup.c ---- */
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns);

@@ -1,20 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * read.c: reading file data through the block cache.
+ * read.c: open file handles and reading file data through the block cache
+ * (fetch.c gets missing blocks from S3).
  *
  * A read is cut into blocks of fs->block bytes. Each block comes from the
- * block cache, or is fetched with one ranged GET carrying If-Match with
- * the ETag the file was opened at (invariant 3), then cached. Two readers
- * of one missing block share one GET: the first registers it in
- * fs->inflight and the others wait for it there.
+ * block cache, or from its fetch (fetch.c), whose bytes a reader takes as
+ * soon as the ones it needs have arrived.
  *
- * Sequential reading (each read starting where the last ended) starts
- * read-ahead: the next read_ahead blocks are fetched by the worker pool,
- * several GETs in flight, so that by the time the reader asks for them
- * they are in the cache. Random reads fetch only the blocks they touch.
- *
- * Memory: a fetch holds one block buffer until it is cached, so memory is
- * bounded by (FUSE threads + workers) x block size, whatever the file size.
+ * A handle keeps the last FILE_FDS block files it read open (invariant 4),
+ * so that the many reads a sequential reader makes inside one block (the
+ * kernel sends 128 KiB to 1 MiB each) cost one pread each, without asking
+ * the index again or opening and closing the file. At most FILE_FDS
+ * descriptors per handle; all are closed at release.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,66 +22,6 @@
 
 #include "bucketfs/util.h"
 #include "fs-int.h"
-
-struct ra_task {
-    struct bfs_fs *fs;
-    struct target t;
-    uint64_t idx;
-};
-
-static void inflight_unref(struct bfs_fs *fs, struct inflight *in)
-{
-    int last;
-
-    pthread_mutex_lock(&fs->lock);
-    last = --in->refs == 0;
-    pthread_mutex_unlock(&fs->lock);
-    if (last) {
-        pthread_cond_destroy(&in->cond);
-        free(in->data);
-        free(in);
-    }
-}
-
-static void inflight_unlink(struct bfs_fs *fs, struct inflight *in)
-{
-    for (struct inflight **pp = &fs->inflight; *pp; pp = &(*pp)->next) {
-        if (*pp == in) {
-            *pp = in->next;
-            return;
-        }
-    }
-}
-
-/* The GET of one block into a fresh buffer, then into the cache. */
-static int fetch(struct bfs_fs *fs, const struct target *t, uint64_t idx, struct inflight *in)
-{
-    uint64_t first = idx * fs->block;
-    uint64_t last = first + fs->block > t->size ? t->size - 1 : first + fs->block - 1;
-    struct bfs_s3_get_params p = {.ranged = 1, .first = first, .last = last,
-                                  .if_match = t->etag};
-    struct bfs_s3_sink sink = {0};
-    int64_t n;
-
-    in->len = (size_t)(last - first + 1);
-    in->data = malloc(in->len);
-    if (!in->data)
-        return -ENOMEM;
-    /* cached by someone whose fetch ended before ours was registered */
-    if (bfs_store_block_read(fs->store, t->ino, t->etag, idx, 0, in->data, in->len) ==
-        (ssize_t)in->len)
-        return 0;
-    sink.buf = in->data;
-    sink.cap = in->len;
-    atomic_fetch_add(&fs->ranged_gets, 1);
-    n = bfs_s3_get_object(t->client, t->bucket, t->key, &p, &sink, NULL, NULL);
-    if (n < 0)
-        return (int)n;
-    if ((size_t)n != in->len)
-        return -EIO; /* the server sent less than the range: object changed? */
-    (void)bfs_store_block_put(fs->store, t->ino, t->etag, idx, in->data, in->len);
-    return 0;
-}
 
 void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd, uint64_t size)
 {
@@ -100,112 +37,145 @@ void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd,
     free(buf);
 }
 
-/* Returns the in-flight entry for block idx, done, with a reference the
- * caller drops with inflight_unref. */
-static struct inflight *get_block(struct bfs_fs *fs, const struct target *t, uint64_t idx)
+static void blockfd_unref(struct bfs_file *f, struct blockfd *b)
 {
-    struct inflight *in;
-
-    pthread_mutex_lock(&fs->lock);
-    for (in = fs->inflight; in; in = in->next)
-        if (in->ino == t->ino && in->idx == idx && strcmp(in->etag, t->etag) == 0)
-            break;
-    if (in) {
-        in->refs++;
-        while (!in->done)
-            pthread_cond_wait(&in->cond, &fs->lock);
-        pthread_mutex_unlock(&fs->lock);
-        return in;
-    }
-    in = calloc(1, sizeof(*in));
-    if (!in) {
-        pthread_mutex_unlock(&fs->lock);
-        return NULL;
-    }
-    in->ino = t->ino;
-    in->idx = idx;
-    memcpy(in->etag, t->etag, sizeof(in->etag));
-    in->refs = 1;
-    pthread_cond_init(&in->cond, NULL);
-    in->next = fs->inflight;
-    fs->inflight = in;
-    pthread_mutex_unlock(&fs->lock);
-
-    in->err = fetch(fs, t, idx, in);
-
-    pthread_mutex_lock(&fs->lock);
-    in->done = 1;
-    inflight_unlink(fs, in);
-    pthread_cond_broadcast(&in->cond);
-    pthread_mutex_unlock(&fs->lock);
-    return in;
-}
-
-static void ra_run(void *arg)
-{
-    struct ra_task *rt = arg;
-
-    if (!bfs_store_block_has(rt->fs->store, rt->t.ino, rt->t.etag, rt->idx)) {
-        struct inflight *in = get_block(rt->fs, &rt->t, rt->idx);
-
-        if (in)
-            inflight_unref(rt->fs, in);
-        atomic_fetch_add(&rt->fs->readahead_blocks, 1);
-    }
-    free(rt->t.key);
-    free(rt);
-}
-
-static void read_ahead(struct bfs_fs *fs, struct bfs_file *f, uint64_t from, uint64_t until)
-{
-    uint64_t nblocks = (f->t.size + fs->block - 1) / fs->block;
-
-    if (until > nblocks)
-        until = nblocks;
-    for (uint64_t idx = from; idx < until; idx++) {
-        struct ra_task *rt = calloc(1, sizeof(*rt));
-
-        if (!rt || !(rt->t.key = strdup(f->t.key))) {
-            free(rt);
-            return;
-        }
-        rt->fs = fs;
-        rt->t.client = f->t.client;
-        rt->t.bucket = f->t.bucket;
-        memcpy(rt->t.etag, f->t.etag, sizeof(rt->t.etag));
-        rt->t.ino = f->t.ino;
-        rt->t.size = f->t.size;
-        rt->idx = idx;
-        if (fs_workers_submit(&fs->workers, ra_run, rt, fs->cfg->read_ahead * 4) < 0) {
-            free(rt->t.key);
-            free(rt);
-            return;
-        }
-        pthread_mutex_lock(&f->lock);
-        if (f->ra_next < idx + 1)
-            f->ra_next = idx + 1;
-        pthread_mutex_unlock(&f->lock);
-    }
-}
-
-/* Notes where this read falls and starts read-ahead for sequential ones. */
-static void track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size)
-{
-    uint64_t cur = off / fs->block, from, until;
-    int seq, run;
+    int last;
 
     pthread_mutex_lock(&f->lock);
-    seq = off == f->next_off || (off < f->next_off && f->next_off - off < fs->block);
-    f->seq = seq ? f->seq + 1 : 0;
-    run = f->seq;
-    f->next_off = off + size;
-    from = f->ra_next > cur + 1 ? f->ra_next : cur + 1;
-    until = cur + 1 + (uint64_t)fs->cfg->read_ahead;
-    if (!seq)
-        f->ra_next = 0;
+    last = --b->refs == 0;
     pthread_mutex_unlock(&f->lock);
-    if ((run >= 1 || off == 0) && from < until)
-        read_ahead(fs, f, from, until);
+    if (last) {
+        close(b->fd);
+        free(b);
+    }
+}
+
+/* The kept descriptor of block idx with a reference, or NULL. */
+static struct blockfd *blockfd_find(struct bfs_file *f, uint64_t idx)
+{
+    struct blockfd *b = NULL;
+
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < FILE_FDS && !b; i++)
+        if (f->fds[i] && f->fds[i]->idx == idx)
+            b = f->fds[i];
+    if (b)
+        b->refs++;
+    pthread_mutex_unlock(&f->lock);
+    return b;
+}
+
+/* Opens block idx from the cache and keeps its descriptor in a slot,
+ * replacing the oldest; returns it with a reference for the caller. */
+static int blockfd_open(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
+                        struct blockfd **ret)
+{
+    struct blockfd *b = malloc(sizeof(*b)), *old;
+    int r;
+
+    if (!b)
+        return -ENOMEM;
+    r = bfs_store_block_open(fs->store, f->t.ino, f->t.etag, idx, &b->fd, &b->len);
+    if (r < 0) {
+        free(b);
+        return r;
+    }
+    b->idx = idx;
+    b->refs = 2; /* the slot's and the caller's */
+    pthread_mutex_lock(&f->lock);
+    old = f->fds[f->fd_hand];
+    f->fds[f->fd_hand] = b;
+    f->fd_hand = (f->fd_hand + 1) % FILE_FDS;
+    pthread_mutex_unlock(&f->lock);
+    if (old)
+        blockfd_unref(f, old);
+    *ret = b;
+    return 0;
+}
+
+/* Takes b out of its slot (it read short: the store will check it). */
+static void blockfd_drop(struct bfs_file *f, struct blockfd *b)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < FILE_FDS; i++) {
+        if (f->fds[i] == b) {
+            f->fds[i] = NULL;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (found)
+        blockfd_unref(f, b);
+}
+
+static void blockfds_close(struct bfs_file *f)
+{
+    for (int i = 0; i < FILE_FDS; i++) {
+        struct blockfd *b = f->fds[i];
+
+        f->fds[i] = NULL;
+        if (b)
+            blockfd_unref(f, b);
+    }
+}
+
+/* Reads want bytes at boff of block idx from the cache through a kept
+ * descriptor; -ENOENT when the block is not cached. */
+static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
+                           char *buf, size_t want)
+{
+    struct blockfd *b = blockfd_find(f, idx);
+    ssize_t got;
+    int r;
+
+    if (b) {
+        atomic_fetch_add(&fs->block_fd_reuses, 1);
+    } else {
+        r = blockfd_open(fs, f, idx, &b);
+        if (r == -ENOMEM) /* cannot keep it: read it once */
+            return bfs_store_block_read(fs->store, f->t.ino, f->t.etag, idx, boff, buf, want);
+        if (r < 0)
+            return r;
+    }
+    if (boff >= b->len) {
+        blockfd_unref(f, b);
+        return 0;
+    }
+    if (want > b->len - boff)
+        want = b->len - boff;
+    do
+        got = pread(b->fd, buf, want, boff);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)want) { /* broken file: forget it, fetch the block again */
+        blockfd_drop(f, b);
+        bfs_store_block_bad(fs->store, f->t.ino, f->t.etag, idx);
+        got = -ENOENT;
+    }
+    blockfd_unref(f, b);
+    return got;
+}
+
+/* Reads want bytes at boff of block idx from its fetch, as soon as they
+ * have arrived. */
+static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
+                            char *buf, size_t want)
+{
+    struct inflight *in = fs_inflight_get(fs, &f->t, idx, 1);
+    ssize_t got;
+
+    if (!in)
+        return -ENOMEM;
+    got = fs_inflight_wait(fs, in, (size_t)boff + want);
+    if (got >= 0) {
+        got = boff >= (size_t)got ? 0 : (ssize_t)((size_t)got - boff);
+        if ((size_t)got > want)
+            got = (ssize_t)want;
+        memcpy(buf, in->data + boff, (size_t)got); /* invariant 5: no lock needed */
+    }
+    fs_inflight_unref(fs, in);
+    return got;
 }
 
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off)
@@ -227,27 +197,17 @@ ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t siz
     if (pos >= f->t.size || size == 0)
         return 0;
     end = pos + size > f->t.size ? f->t.size : pos + size;
-    track(fs, f, pos, (size_t)(end - pos));
     while (pos < end) {
         uint64_t idx = pos / fs->block;
         uint32_t boff = (uint32_t)(pos % fs->block);
         size_t want = (size_t)(end - pos < fs->block - boff ? end - pos : fs->block - boff);
-        ssize_t got = bfs_store_block_read(fs->store, f->t.ino, f->t.etag, idx, boff,
-                                           buf + done, want);
+        ssize_t got = read_cached(fs, f, idx, boff, buf + done, want);
 
-        if (got < 0) {
-            struct inflight *in = get_block(fs, &f->t, idx);
-
-            if (!in)
-                return done ? (ssize_t)done : -ENOMEM;
-            got = in->err < 0 ? in->err : boff >= in->len ? 0 : (ssize_t)want;
-            if (got > 0) {
-                if ((size_t)got > in->len - boff)
-                    got = (ssize_t)(in->len - boff);
-                memcpy(buf + done, in->data + boff, (size_t)got);
-            }
-            inflight_unref(fs, in);
-        }
+        if (got == -ENOENT)
+            got = read_fetched(fs, f, idx, boff, buf + done, want);
+        if (done == 0) /* after this read's own GET gave its first bytes: read-ahead
+                        * started before would compete with it */
+            fs_read_track(fs, f, (uint64_t)off, (size_t)(end - (uint64_t)off));
         if (got == -ESTALE) { /* the object changed under this reader */
             fs_node_stale(fs, f->t.ino);
             return -EIO;
@@ -427,6 +387,7 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
         fs_wfile_maybe_drop(fs, w);
         fs_wfile_put(fs, w);
     }
+    blockfds_close(f);
     pthread_mutex_destroy(&f->lock);
     free(f->t.key);
     free(f);

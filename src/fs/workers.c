@@ -3,6 +3,8 @@
  * workers.c: a fixed pool of threads running queued tasks (read-ahead
  * fetches, the LIST half of a lookup). The queue is bounded by the
  * caller's max_queued so that read-ahead cannot pile up without end.
+ * A reader's own block fetch jumps the queue, and only when a thread is
+ * idle to start it at once: it must never wait behind read-ahead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,8 +19,10 @@ static void *worker(void *arg)
         struct task *t;
 
         pthread_mutex_lock(&w->lock);
+        w->idle++;
         while (!w->head && !w->stop)
             pthread_cond_wait(&w->cond, &w->lock);
+        w->idle--;
         t = w->head;
         if (!t) { /* stopping, queue drained */
             pthread_mutex_unlock(&w->lock);
@@ -85,6 +89,32 @@ int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_
     else
         w->head = t;
     w->tail = t;
+    w->queued++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg)
+{
+    struct task *t = malloc(sizeof(*t));
+
+    if (!t)
+        return -ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    pthread_mutex_lock(&w->lock);
+    /* an idle thread, even one already woken for another task, takes the
+     * head of the queue next: this task */
+    if (w->stop || w->idle == 0) {
+        pthread_mutex_unlock(&w->lock);
+        free(t);
+        return -EAGAIN;
+    }
+    t->next = w->head;
+    w->head = t;
+    if (!w->tail)
+        w->tail = t;
     w->queued++;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);

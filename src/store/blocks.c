@@ -110,13 +110,12 @@ int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uin
     return c && find(s, c, ino, etag, idx) >= 0;
 }
 
-ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
-                             uint32_t off, void *buf, size_t len)
+int bfs_store_block_open(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                         int *ret_fd, size_t *ret_len)
 {
     struct store_conn *c = store_conn(s);
     char path[4096];
     int64_t blen;
-    ssize_t got;
     int fd;
 
     if (!c)
@@ -124,12 +123,8 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
     blen = find(s, c, ino, etag, idx);
     if (blen < 0) {
         atomic_fetch_add(&s->misses, 1);
-        return blen;
+        return (int)blen;
     }
-    if (off >= blen)
-        return 0;
-    if (len > (uint64_t)blen - off)
-        len = (size_t)((uint64_t)blen - off);
     block_path(s, ino, etag, idx, path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -137,17 +132,50 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
         atomic_fetch_add(&s->misses, 1);
         return -ENOENT;
     }
+    atomic_fetch_add(&s->hits, 1);
+    *ret_fd = fd;
+    *ret_len = (size_t)blen;
+    return 0;
+}
+
+ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                             uint32_t off, void *buf, size_t len)
+{
+    size_t blen;
+    ssize_t got;
+    int fd, r = bfs_store_block_open(s, ino, etag, idx, &fd, &blen);
+
+    if (r < 0)
+        return r;
+    if (off >= blen) {
+        close(fd);
+        return 0;
+    }
+    if (len > blen - off)
+        len = blen - off;
     do
         got = pread(fd, buf, len, off);
     while (got < 0 && errno == EINTR);
     close(fd);
     if (got != (ssize_t)len) {
-        forget(s, c, ino, etag, idx, blen); /* short or broken: fetch it again */
-        atomic_fetch_add(&s->misses, 1);
+        bfs_store_block_bad(s, ino, etag, idx); /* short or broken: fetch it again */
         return -ENOENT;
     }
-    atomic_fetch_add(&s->hits, 1);
     return got;
+}
+
+void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx)
+{
+    struct store_conn *c = store_conn(s);
+    int64_t blen;
+
+    if (!c)
+        return;
+    blen = find(s, c, ino, etag, idx);
+    if (blen >= 0)
+        forget(s, c, ino, etag, idx, blen);
+    atomic_fetch_sub(&s->hits, 1); /* counted as a hit when it was opened */
+    atomic_fetch_add(&s->misses, 1);
 }
 
 /* Drops least recently used blocks until the cache is under 90% of its

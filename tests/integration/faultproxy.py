@@ -4,10 +4,11 @@ injects the failures networks and servers produce, following a plan.
 
     faultproxy.py --upstream http://127.0.0.1:PORT --port-file F --log L --plan PLAN
 
-PLAN is a comma-separated list of METHOD:FAULT items (METHOD may be *). Each
-request takes the first unused item whose method matches, and gets its
-fault instead of (or on top of) the real answer; requests with no matching
-item are forwarded untouched. Faults:
+PLAN is a comma-separated list of METHOD:FAULT items (METHOD may be *, and
+METHOD@TEXT matches only requests whose path contains TEXT). Each request
+takes the first unused item whose method matches, and gets its fault
+instead of (or on top of) the real answer; requests with no matching item
+are forwarded untouched. Faults:
     503 500 429     answer with that status and an S3 error document
                     (SlowDown for 503, InternalError for 500, TooManyRequests)
     403             answer 403 AccessDenied (a permanent failure)
@@ -29,10 +30,11 @@ plan = []
 log = None
 
 
-def take(method):
+def take(method, path):
     with lock:
         for i, (m, fault) in enumerate(plan):
-            if m in ("*", method):
+            m, _, text = m.partition("@")
+            if m in ("*", method) and text in path:
                 del plan[i]
                 return fault
     return None
@@ -87,8 +89,8 @@ class Handler(socketserver.StreamRequestHandler):
             if req is None:
                 return
             method, target, headers, body = req
-            fault = take(method)
             path = target.split("?")[0]
+            fault = take(method, path)
             if self.server.log_headers:
                 shown = [f"{k.lower()}={v}" for k, v in headers
                          if k.lower().startswith(self.server.log_headers)]

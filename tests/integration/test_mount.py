@@ -24,6 +24,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -828,6 +829,26 @@ class DataTest(MountTestCase):
                         self.assertBytes(got, data[off:off + ln],
                                          "pread(%d bytes at %d) [seed %d]" % (ln, off, seed))
 
+    def test_block_get_cut_short_and_retried(self):
+        """A block GET that the network cuts half-way is tried again from
+        the start while a reader already took the first bytes from it (a
+        reader does not wait for whole blocks): the retry must not disturb
+        what was handed out, and the file reads right."""
+        from test_s3_faults import Proxy
+        size = 3 * MiB + 100
+        data = os.urandom(size)
+        self.put("cut.bin", data)
+        proxy = Proxy("GET@%scut.bin:truncate" % self.p)
+        self.addCleanup(proxy.close)
+        with self.mount(opts={"endpoint": proxy.url, "block_size": "1M"}) as m:
+            self.assertEqual(file_md5(m.path("t", "cut.bin"), chunk=64 * KiB),
+                             (md5hex(data), size), "read through a GET cut short")
+            s = m.stats()
+        cut = [l for l in proxy.lines() if "cut.bin -> truncate" in l]
+        self.assertEqual(len(cut), 1, "the proxy cut one block GET: %r" % proxy.lines())
+        self.assertGreaterEqual(s["retries"], 1, "the cut GET was retried: %r" % s)
+        self.assertEqual(s["ranged_gets"], 4, "one ranged GET per block (retries inside): %r" % s)
+
     def test_1gib_sequential_read_rss(self):
         size = GiB
         path = os.path.join(self.tmp, "1g.bin")
@@ -1029,6 +1050,55 @@ class CacheTest(MountTestCase):
         self.addCleanup(shutil.rmtree, cache_dir, True)
         on_disk = dir_bytes(os.path.join(cache_dir, "blocks"))
         self.assertLessEqual(on_disk, 9 * MiB, "%d bytes of blocks on disk after unmount" % on_disk)
+
+    def test_evicted_block_read_through_kept_descriptor(self):
+        """A handle keeps the block file it reads open: after eviction
+        unlinked that file, reads inside the block through the handle still
+        return its bytes, from the descriptor (no GET); a block it does not
+        hold is fetched again."""
+        a, b = os.urandom(3 * MiB), os.urandom(20 * MiB)
+        self.put_many({"a.bin": a, "b.bin": b})
+        with self.mount(opts={"cache_size": "8M", "block_size": "1M"}) as m:
+            fd = os.open(m.path("t", "a.bin"), os.O_RDONLY)
+            try:
+                self.check_kept_descriptor(m, fd, a, b)
+            finally:
+                os.close(fd)
+
+    def check_kept_descriptor(self, m, fd, a, b):
+        """The body of test_evicted_block_read_through_kept_descriptor."""
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # each pread reaches the daemon
+        ino = os.fstat(fd).st_ino
+        block0 = os.path.join(m.cache_dir, "blocks", "%02x" % (ino & 0xff), "%d-*-0" % ino)
+        self.assertBytes(os.pread(fd, 4096, 0), a[:4096], "first read (fetched)")
+        # the reader got its bytes before the whole block arrived: wait
+        # until the block is in the cache
+        for _ in range(400):
+            if glob.glob(block0):
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(glob.glob(block0)), 1, "block 0 cached: %s" % block0)
+        hits = m.stats()["cache"]["hits"]
+        self.assertBytes(os.pread(fd, 4096, 64 * KiB), a[64 * KiB:][:4096],
+                         "second read (from the cache; the handle keeps the file open)")
+        self.assertEqual(m.stats()["cache"]["hits"], hits + 1)
+        # another file pushes every block of a.bin out of the 8 MiB cache
+        self.assertEqual(file_md5(m.path("t", "b.bin")), (md5hex(b), len(b)))
+        s1 = m.stats()
+        self.assertGreater(s1["cache"]["evictions"], 0, s1)
+        self.assertEqual(glob.glob(block0), [], "block 0 of a.bin evicted")
+        for off in (128 * KiB, 512 * KiB, MiB - 4096):  # forward, apart: no read-ahead
+            self.assertBytes(os.pread(fd, 4096, off), a[off:off + 4096],
+                             "read at %d inside the evicted block" % off)
+        s2 = m.stats()
+        self.assertEqual(s2["ranged_gets"], s1["ranged_gets"],
+                         "the evicted block was read through the kept descriptor, "
+                         "not fetched again: %r" % s2)
+        self.assertGreaterEqual(s2["block_fd_reuses"] - s1["block_fd_reuses"], 3, s2)
+        # a block the handle does not hold comes from S3 again, right
+        off = 2 * MiB + 5
+        self.assertBytes(os.pread(fd, 4096, off), a[off:off + 4096], "block 2, fetched again")
+        self.assertGreater(m.stats()["ranged_gets"], s2["ranged_gets"])
 
     def test_cache_dir_private(self):
         self.put("f.bin", os.urandom(100000))
