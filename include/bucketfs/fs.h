@@ -34,9 +34,16 @@ struct bfs_file;
  * message for the user. */
 int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recover,
                struct bfs_fs **ret, char *err, size_t errlen);
-/* Checks that every mapping's bucket answers (a one-key LIST), so that a
- * mount with bad credentials or a wrong endpoint fails at once. */
+/* Checks that every mapping's bucket answers (a LIST of the first page of
+ * keys), so that a mount with bad credentials or a wrong endpoint fails at
+ * once. The page is kept: it answers lookups near the top of the tree. */
 int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen);
+/* What the check learnt, moved out of fs, for the filesystem made again
+ * after fork (the daemon's): bfs_fs_tops_give hands it over (fs may be
+ * NULL) and frees the rest. */
+struct bfs_fs_tops;
+struct bfs_fs_tops *bfs_fs_tops_take(struct bfs_fs *fs);
+void bfs_fs_tops_give(struct bfs_fs *fs, struct bfs_fs_tops *t);
 void bfs_fs_free(struct bfs_fs *fs);
 
 /* Seconds the kernel may cache entries and attributes. */
@@ -67,6 +74,20 @@ int bfs_fs_dir_ref(struct bfs_fs *fs, struct bfs_dir *d, size_t i);
 int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret);
 /* Reads into buf; returns the byte count (short only at end of file). */
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off);
+/* Bytes of a read that can be sent from a file descriptor (splice) rather
+ * than copied: fd, off and len are borrowed until bfs_fs_read_ref_done. */
+struct bfs_read_ref {
+    int fd;
+    off_t off;
+    size_t len;
+    void *hold;  /* NULL: no reference was given */
+};
+/* bfs_fs_read, except that when the bytes lie in one cached block it may
+ * fill *ref instead of buf (and return 0): the caller sends ref->len bytes
+ * from ref->fd at ref->off, then calls bfs_fs_read_ref_done. */
+ssize_t bfs_fs_read_zc(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off,
+                       struct bfs_read_ref *ref);
+void bfs_fs_read_ref_done(struct bfs_file *f, struct bfs_read_ref *ref);
 void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f);
 
 /* ---- writing (fs/write.c, fs/upload.c) ----

@@ -155,6 +155,7 @@ struct blockfd {
     uint64_t idx;         /* immutable */
     size_t len;           /* immutable */
     int fd;               /* immutable; closed by the last unref */
+    atomic_int sized;     /* the file was seen to hold len bytes */
     int refs;             /* guarded by the file's lock: its slot + readers */
 };
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bucketfs/util.h"
@@ -81,6 +82,7 @@ static int blockfd_open(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
         return r;
     }
     b->idx = idx;
+    b->sized = 0;
     b->refs = 2; /* the slot's and the caller's */
     pthread_mutex_lock(&f->lock);
     old = f->fds[f->fd_hand];
@@ -121,24 +123,33 @@ static void blockfds_close(struct bfs_file *f)
     }
 }
 
+/* The kept descriptor of cached block idx, opened if need be, with a
+ * reference; -ENOENT when the block is not cached. */
+static int blockfd_get(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
+                       struct blockfd **ret)
+{
+    struct blockfd *b = blockfd_find(f, idx);
+
+    if (!b)
+        return blockfd_open(fs, f, idx, ret);
+    atomic_fetch_add(&fs->block_fd_reuses, 1);
+    *ret = b;
+    return 0;
+}
+
 /* Reads want bytes at boff of block idx from the cache through a kept
  * descriptor; -ENOENT when the block is not cached. */
 static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
                            char *buf, size_t want)
 {
-    struct blockfd *b = blockfd_find(f, idx);
+    struct blockfd *b;
     ssize_t got;
-    int r;
+    int r = blockfd_get(fs, f, idx, &b);
 
-    if (b) {
-        atomic_fetch_add(&fs->block_fd_reuses, 1);
-    } else {
-        r = blockfd_open(fs, f, idx, &b);
-        if (r == -ENOMEM) /* cannot keep it: read it once */
-            return bfs_store_block_read(fs->store, f->t.ino, f->t.etag, idx, boff, buf, want);
-        if (r < 0)
-            return r;
-    }
+    if (r == -ENOMEM) /* cannot keep it: read it once */
+        return bfs_store_block_read(fs->store, f->t.ino, f->t.etag, idx, boff, buf, want);
+    if (r < 0)
+        return r;
     if (boff >= b->len) {
         blockfd_unref(f, b);
         return 0;
@@ -178,12 +189,62 @@ static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
     return got;
 }
 
+/* Answers a read that lies in one cached block with a reference to its
+ * bytes in the block file (a kept descriptor, invariant 4): 1 when *ref
+ * was filled, 0 when the read must copy, -ENOENT when the block is not
+ * cached (the caller fetches it without asking again). The block file's
+ * size is checked once, so that a broken file cannot make a short answer
+ * (which the kernel would take for the end of the file). */
+static int read_ref(struct bfs_fs *fs, struct bfs_file *f, uint64_t pos, uint64_t end,
+                    struct bfs_read_ref *ref)
+{
+    uint64_t idx = pos / fs->block;
+    uint32_t boff = (uint32_t)(pos % fs->block);
+    struct blockfd *b;
+    struct stat st;
+    int r;
+
+    if ((end - 1) / fs->block != idx)
+        return 0;
+    r = blockfd_get(fs, f, idx, &b);
+    if (r < 0)
+        return r == -ENOENT ? r : 0;
+    if (!b->sized && fstat(b->fd, &st) == 0 && (uint64_t)st.st_size == b->len)
+        b->sized = 1; /* set once, always to 1: a benign race between readers */
+    if (!b->sized || boff + (end - pos) > b->len) {
+        blockfd_unref(f, b);
+        return 0;
+    }
+    ref->fd = b->fd;
+    ref->off = (off_t)boff;
+    ref->len = (size_t)(end - pos);
+    ref->hold = b;
+    fs_read_track(fs, f, pos, ref->len);
+    return 1;
+}
+
+void bfs_fs_read_ref_done(struct bfs_file *f, struct bfs_read_ref *ref)
+{
+    if (ref->hold)
+        blockfd_unref(f, ref->hold);
+    ref->hold = NULL;
+}
+
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off)
+{
+    return bfs_fs_read_zc(fs, f, buf, size, off, NULL);
+}
+
+ssize_t bfs_fs_read_zc(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off,
+                       struct bfs_read_ref *ref)
 {
     uint64_t pos = (uint64_t)off, end;
     size_t done = 0;
     struct wfile *w;
+    int r;
 
+    if (ref)
+        ref->hold = NULL;
     if (off < 0)
         return -EINVAL;
     if (f->w)
@@ -197,12 +258,16 @@ ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t siz
     if (pos >= f->t.size || size == 0)
         return 0;
     end = pos + size > f->t.size ? f->t.size : pos + size;
+    r = ref ? read_ref(fs, f, pos, end, ref) : 0;
+    if (r > 0)
+        return 0;
     while (pos < end) {
         uint64_t idx = pos / fs->block;
         uint32_t boff = (uint32_t)(pos % fs->block);
         size_t want = (size_t)(end - pos < fs->block - boff ? end - pos : fs->block - boff);
-        ssize_t got = read_cached(fs, f, idx, boff, buf + done, want);
+        ssize_t got = r == -ENOENT ? r : read_cached(fs, f, idx, boff, buf + done, want);
 
+        r = 0; /* read_ref's answer was about the first block only */
         if (got == -ENOENT)
             got = read_fetched(fs, f, idx, boff, buf + done, want);
         if (done == 0) /* after this read's own GET gave its first bytes: read-ahead

@@ -22,6 +22,9 @@ struct bfs_fuse {
     int mounted;
 };
 
+/* Reads from this size up are answered from the block file by splice. */
+#define SPLICE_MIN (64 * 1024)
+
 static struct bfs_fs *fs_of(fuse_req_t req)
 {
     return ((struct bfs_fuse *)fuse_req_userdata(req))->fs;
@@ -35,6 +38,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO; /* ls -l gets attributes in one go */
     if (conn->capable & FUSE_CAP_ASYNC_READ)
         conn->want |= FUSE_CAP_ASYNC_READ;
+    /* cached blocks go from the page cache into read replies by splice */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
     conn->max_write = 1024 * 1024; /* fewer, larger writes into staging files */
     conn->max_readahead = 1024 * 1024;
 }
@@ -196,9 +202,26 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         bfs_fs_release(fs_of(req), f);
 }
 
+/* Sends bytes of a block file: spliced from the page cache into the
+ * reply when the kernel takes splice, else read into a buffer by libfuse.
+ * fuse_reply_data replies exactly once, with an error if the file fails. */
+static void reply_ref(fuse_req_t req, const struct bfs_read_ref *ref)
+{
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(ref->len);
+
+    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    bv.buf[0].fd = ref->fd;
+    bv.buf[0].pos = ref->off;
+    /* copy flags 0: pages are copied from the pipe, never moved, since
+     * they belong to the block file's page cache */
+    (void)fuse_reply_data(req, &bv, 0);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
+    struct bfs_file *f = (struct bfs_file *)(uintptr_t)fi->fh;
+    struct bfs_read_ref ref;
     char *buf = malloc(size ? size : 1);
     ssize_t n;
 
@@ -207,11 +230,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    n = bfs_fs_read(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh, buf, size, off);
-    if (n < 0)
+    /* small reads copy: splice's extra system calls (vmsplice, two
+     * splices) cost more than copying a few KiB */
+    n = bfs_fs_read_zc(fs_of(req), f, buf, size, off, size >= SPLICE_MIN ? &ref : NULL);
+    if (n == 0 && size >= SPLICE_MIN && ref.hold) {
+        reply_ref(req, &ref);
+        bfs_fs_read_ref_done(f, &ref);
+    } else if (n < 0) {
         fuse_reply_err(req, (int)-n);
-    else
+    } else {
         fuse_reply_buf(req, buf, (size_t)n);
+    }
     free(buf);
 }
 
