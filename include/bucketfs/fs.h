@@ -34,9 +34,16 @@ struct bfs_file;
  * message for the user. */
 int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recover,
                struct bfs_fs **ret, char *err, size_t errlen);
-/* Checks that every mapping's bucket answers (a one-key LIST), so that a
- * mount with bad credentials or a wrong endpoint fails at once. */
+/* Checks that every mapping's bucket answers (a LIST of the first page of
+ * keys), so that a mount with bad credentials or a wrong endpoint fails at
+ * once. The page is kept: it answers lookups near the top of the tree. */
 int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen);
+/* What the check learnt, moved out of fs, for the filesystem made again
+ * after fork (the daemon's): bfs_fs_tops_give hands it over (fs may be
+ * NULL) and frees the rest. */
+struct bfs_fs_tops;
+struct bfs_fs_tops *bfs_fs_tops_take(struct bfs_fs *fs);
+void bfs_fs_tops_give(struct bfs_fs *fs, struct bfs_fs_tops *t);
 void bfs_fs_free(struct bfs_fs *fs);
 
 /* Seconds the kernel may cache entries and attributes. */

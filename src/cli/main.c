@@ -281,16 +281,20 @@ static int mount_and_serve(struct cli *c)
     struct bfs_store *st = NULL;
     struct bfs_fs *fs = NULL;
     struct bfs_fuse *fu = NULL;
+    struct bfs_fs_tops *tops = NULL; /* what the check learnt, for the daemon */
     char err[1024] = "", *opts = NULL;
     int r, lockfd = -1;
 
     r = lock_cache_dir(c->cfg.cache_dir, &lockfd, err, sizeof(err));
     if (r == 0 || r == -ENOENT)
         r = open_fs(c, 1, &st, &fs, err, sizeof(err));
+    if (r == 0)
+        tops = bfs_fs_tops_take(fs);
     close_fs(&st, &fs);
     if (r == 0 && lockfd < 0) /* open_fs made the directory */
         r = lock_cache_dir(c->cfg.cache_dir, &lockfd, err, sizeof(err));
     if (r < 0) {
+        bfs_fs_tops_give(NULL, tops);
         if (lockfd >= 0)
             close(lockfd);
         return fail(err[0] ? err : strerror(-r));
@@ -301,6 +305,7 @@ static int mount_and_serve(struct cli *c)
     if (r == 0)
         r = bfs_fuse_mount(fu, c->mountpoint, err, sizeof(err));
     if (r < 0) {
+        bfs_fs_tops_give(NULL, tops);
         bfs_fuse_free(fu);
         close(lockfd);
         return fail(err[0] ? err : strerror(-r));
@@ -308,11 +313,13 @@ static int mount_and_serve(struct cli *c)
     if (!c->cfg.foreground)
         bfs_log_setup(c->cfg.debug ? BFS_LOG_DEBUG : BFS_LOG_INFO, 1);
     if (fuse_daemonize(c->cfg.foreground) != 0) {
+        bfs_fs_tops_give(NULL, tops);
         bfs_fuse_free(fu);
         close(lockfd);
         return fail("cannot daemonize");
     }
     r = open_fs(c, 0, &st, &fs, err, sizeof(err));
+    bfs_fs_tops_give(r == 0 ? fs : NULL, tops);
     if (r < 0) {
         bfs_err("%s", err[0] ? err : strerror(-r));
         bfs_fuse_free(fu);

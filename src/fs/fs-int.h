@@ -42,6 +42,18 @@ struct mapping {
     struct bfs_s3_client *client; /* borrowed from fs->clients */
     int read_only;
     uint64_t ino;
+    /* The first page of keys under prefix, listed without a delimiter by
+     * the mount's check (bfs_fs_check): it shows which directories exist
+     * near the top and whether they have a marker, so the lookups of the
+     * first path components need no request (lookup.c). Set before the
+     * mount serves; dropped at the first change of names through it. */
+    struct top_keys {
+        char **keys;          /* sorted as S3 sorts: by bytes */
+        size_t n;
+        int complete;         /* every key under prefix */
+        int64_t at_ns;
+        atomic_int valid;
+    } top;
 };
 
 struct inode {
@@ -256,6 +268,11 @@ void fs_negative_add(struct bfs_fs *fs, uint64_t parent, const char *name);
 int fs_negative_has(struct bfs_fs *fs, uint64_t parent, const char *name);
 void fs_negative_clear(struct bfs_fs *fs, uint64_t parent);
 struct mapping *fs_mapping_by_name(struct bfs_fs *fs, const char *name);
+/* Keeps the keys of the mount's first page (moved out of pg). */
+void fs_top_keep(struct mapping *m, struct bfs_s3_list_page *pg);
+/* Names changed through the mount: the first pages may be wrong now. */
+void fs_top_drop(struct bfs_fs *fs);
+void fs_top_free(struct mapping *m);
 int fs_maps_refresh(struct bfs_fs *fs);
 
 /* ---- write.c ---- */

@@ -267,6 +267,7 @@ void bfs_fs_free(struct bfs_fs *fs)
         }
     }
     for (size_t i = 0; i < fs->nmaps; i++) {
+        fs_top_free(fs->maps[i]);
         free(fs->maps[i]->name);
         free(fs->maps[i]->bucket);
         free(fs->maps[i]->prefix);
@@ -306,13 +307,14 @@ int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen)
     }
     for (size_t i = 0; i < fs->nmaps && r == 0; i++) {
         struct mapping *m = fs->maps[i];
-        struct bfs_s3_list_params p = {.prefix = m->prefix, .max_keys = 1};
+        struct bfs_s3_list_params p = {.prefix = m->prefix, .max_keys = 1000};
         struct bfs_s3_list_page pg;
 
         r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, &e);
-        if (r == 0)
+        if (r == 0) {
+            fs_top_keep(m, &pg);
             bfs_s3_list_page_done(&pg);
-        else
+        } else
             snprintf(err, errlen, "mapping %s: cannot list s3://%s/%s at %s: %s%s%s", m->name,
                      m->bucket, m->prefix, bfs_s3_client_endpoint(m->client),
                      e.code[0] ? e.code : "", e.code[0] ? ": " : "",

@@ -29,6 +29,7 @@ struct list_probe {
     const char *bucket;
     const char *prefix;
     struct bfs_s3_list_page pg;
+    int listed;  /* pg holds the first page of prefix */
     int found;
     int marker;  /* the first key is the "dir/" marker itself */
     int err;
@@ -42,6 +43,7 @@ static void *probe_dir(void *arg)
 
     p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &p->pg, NULL);
     if (p->err == 0) {
+        p->listed = 1;
         p->found = p->pg.nobjects > 0 || p->pg.nprefixes > 0;
         p->marker = p->pg.nobjects > 0 && strcmp(p->pg.objects[0].key, p->prefix) == 0;
     }
@@ -55,12 +57,165 @@ static int looks_like_file(const char *name)
     return dot && dot > name && dot[1] != '\0';
 }
 
+/* ---- the mount's first page of keys ---- */
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void fs_top_keep(struct mapping *m, struct bfs_s3_list_page *pg)
+{
+    struct top_keys *t = &m->top;
+    int sorted = 1;
+
+    t->keys = calloc(pg->nobjects + 1, sizeof(*t->keys));
+    for (size_t i = 0; t->keys && i < pg->nobjects; i++) {
+        t->keys[t->n++] = pg->objects[i].key; /* moved */
+        pg->objects[i].key = NULL;
+        if (i > 0 && strcmp(t->keys[i - 1], t->keys[i]) >= 0)
+            sorted = 0;
+    }
+    t->complete = pg->next_token == NULL;
+    t->at_ns = bfs_now_ns();
+    /* a part of the keys says something only if it is the first part in
+     * S3's order (bytes); a server that lists in another order (s3rver)
+     * gets its page used only when it holds every key */
+    if (t->n > 1 && !sorted)
+        qsort(t->keys, t->n, sizeof(*t->keys), cmp_key);
+    atomic_store(&t->valid, t->keys != NULL && (sorted || t->complete));
+}
+
+void fs_top_drop(struct bfs_fs *fs)
+{
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nmaps; i++)
+        atomic_store(&fs->maps[i]->top.valid, 0); /* the keys stay until unmount */
+    pthread_mutex_unlock(&fs->lock);
+}
+
+void fs_top_free(struct mapping *m)
+{
+    for (size_t i = 0; i < m->top.n; i++)
+        free(m->top.keys[i]);
+    free(m->top.keys);
+    m->top.keys = NULL;
+    m->top.n = 0;
+    atomic_store(&m->top.valid, 0);
+}
+
+struct bfs_fs_tops {
+    size_t n;
+    struct mapping maps[]; /* only their top is used */
+};
+
+struct bfs_fs_tops *bfs_fs_tops_take(struct bfs_fs *fs)
+{
+    struct bfs_fs_tops *t = calloc(1, sizeof(*t) + fs->nmaps * sizeof(t->maps[0]));
+
+    if (!t)
+        return NULL;
+    t->n = fs->nmaps;
+    for (size_t i = 0; i < fs->nmaps; i++) {
+        struct top_keys *from = &fs->maps[i]->top, *to = &t->maps[i].top;
+
+        to->keys = from->keys;
+        to->n = from->n;
+        to->complete = from->complete;
+        to->at_ns = from->at_ns;
+        atomic_store(&to->valid, atomic_load(&from->valid));
+        from->keys = NULL;
+        from->n = 0;
+        atomic_store(&from->valid, 0);
+    }
+    return t;
+}
+
+void bfs_fs_tops_give(struct bfs_fs *fs, struct bfs_fs_tops *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        /* the same config makes the same mappings in the same order */
+        if (fs && i < fs->nmaps && !fs->auto_maps && !fs->maps[i]->top.keys) {
+            struct top_keys *to = &fs->maps[i]->top, *from = &t->maps[i].top;
+
+            to->keys = from->keys;
+            to->n = from->n;
+            to->complete = from->complete;
+            to->at_ns = from->at_ns;
+            atomic_store(&to->valid, atomic_load(&from->valid));
+            continue;
+        }
+        fs_top_free(&t->maps[i]);
+    }
+    free(t);
+}
+
+enum { TOP_UNKNOWN, TOP_NOT_DIR, TOP_DIR, TOP_DIR_MARKER };
+
+/* What the first page says of directory key dkey ("a/b/"). The page holds
+ * every key from the start up to its last, so the first key >= dkey
+ * decides: it starts with dkey (a directory; equal: its marker), or it is
+ * past every key that could (no such directory). */
+static int top_dir(const struct bfs_fs *fs, const struct mapping *m, const char *dkey)
+{
+    const struct top_keys *t = &m->top;
+    size_t lo = 0, hi = t->n, len = strlen(dkey);
+
+    /* made by this mount's own check, maybe in the process before fork,
+     * so before started_ns: only the TTL applies */
+    if (!atomic_load(&t->valid) || (bfs_now_ns() - t->at_ns) / 1000000 >= fs->ttl_ms)
+        return TOP_UNKNOWN;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (strcmp(t->keys[mid], dkey) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < t->n && strncmp(t->keys[lo], dkey, len) == 0)
+        return t->keys[lo][len] ? TOP_DIR : TOP_DIR_MARKER;
+    return lo < t->n || t->complete ? TOP_NOT_DIR : TOP_UNKNOWN;
+}
+
 /* Whether a check made at then_ns still holds. Checks made by an earlier
  * mount are never trusted: the object may have changed while nobody was
  * watching, so the first use after a mount always asks S3 once. */
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns)
 {
     return then_ns >= fs->started_ns && (bfs_now_ns() - then_ns) / 1000000 < fs->ttl_ms;
+}
+
+/* Asks what it takes to learn whether key is an object and dir (probe's
+ * prefix) a directory, filling probe and o; returns the HEAD's result for
+ * key (-ENOENT when not asked). */
+static int ask(struct bfs_fs *fs, struct mapping *m, const char *name, const char *key,
+               struct list_probe *probe, struct bfs_s3_object *o)
+{
+    int top = top_dir(fs, m, probe->prefix), head, threaded;
+    pthread_t th;
+
+    if (top == TOP_DIR || top == TOP_DIR_MARKER) { /* shadows any object */
+        probe->found = 1;
+        probe->marker = top == TOP_DIR_MARKER;
+        return -ENOENT;
+    }
+    if (top == TOP_NOT_DIR)
+        return bfs_s3_head_object(m->client, m->bucket, key, o, NULL);
+    if (!looks_like_file(name)) {
+        probe_dir(probe);
+        return probe->err == 0 && !probe->found
+                   ? bfs_s3_head_object(m->client, m->bucket, key, o, NULL) : -ENOENT;
+    }
+    threaded = pthread_create(&th, NULL, probe_dir, probe) == 0;
+    head = bfs_s3_head_object(m->client, m->bucket, key, o, NULL);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        probe_dir(probe);
+    return head;
 }
 
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret)
@@ -70,9 +225,8 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     struct bfs_node n = {.parent = parent};
     struct mapping *m;
     struct bfs_buf key, dir;
-    pthread_t th;
     char *pkey = NULL;
-    int r, head, threaded;
+    int r, head;
 
     r = fs_inode_target(fs, parent, &m, &pkey, NULL);
     if (r < 0)
@@ -86,18 +240,7 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     if (r < 0)
         goto out;
     probe = (struct list_probe){.client = m->client, .bucket = m->bucket, .prefix = dir.data};
-    if (looks_like_file(name)) {
-        threaded = pthread_create(&th, NULL, probe_dir, &probe) == 0;
-        head = bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL);
-        if (threaded)
-            pthread_join(th, NULL);
-        else
-            probe_dir(&probe);
-    } else {
-        probe_dir(&probe);
-        head = probe.err == 0 && !probe.found
-                   ? bfs_s3_head_object(m->client, m->bucket, key.data, &o, NULL) : -ENOENT;
-    }
+    head = ask(fs, m, name, key.data, &probe, &o);
     snprintf(n.name, sizeof(n.name), "%s", name);
     n.fetched_ns = bfs_now_ns();
     if (probe.err < 0 && probe.err != -ENOENT) {
@@ -129,7 +272,7 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
         r = fs_xattrs_import(fs, n.ino, &o.meta);
     if (r == 0 && n.kind == BFS_KIND_DIR && probe.pg.next_token)
         fs_first_page_keep(fs, n.ino, &probe.pg);
-    else if (r == 0 && n.kind == BFS_KIND_DIR) /* the whole directory: its listing */
+    else if (r == 0 && n.kind == BFS_KIND_DIR && probe.listed) /* the whole directory */
         (void)fs_list_from_page(fs, m, n.ino, dir.data, &probe.pg);
     if (r == 0)
         *ret = n;

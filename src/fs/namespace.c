@@ -296,6 +296,7 @@ int bfs_fs_rmdir(struct bfs_fs *fs, uint64_t parent, const char *name)
     if (r == 0)
         r = dir_empty(fs, m, n.ino, key);
     if (r == 0) {
+        fs_top_drop(fs);
         r = bfs_s3_delete_object(m->client, m->bucket, key, NULL);
         if (r == -ENOENT)
             r = 0; /* an implicit directory has no marker */
@@ -533,6 +534,7 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
         if (r < 0 || dst.ino == src.ino)
             goto out;
     }
+    fs_top_drop(fs);
     r = src.kind == BFS_KIND_DIR ? rename_dir(fs, m, from, to)
                                  : rename_file(fs, m, src.ino, from, to);
     if (r == -ENOSYS && src.kind != BFS_KIND_DIR)

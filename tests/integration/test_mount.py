@@ -559,17 +559,19 @@ class ListingTest(MountTestCase):
             self.assertGreaterEqual(lists, 3, "2,500 keys need 3 pages of 1,000")
 
     def test_ls_deep_dir_request_budget(self):
-        """ls -l lv1/lv2/big (2,500 objects) on a fresh mount: each lookup
-        is one LIST of the directory's first page (kept as its listing when
-        that is all of it, else for the readdir), so no HEAD, and 3 pages
-        in all for big: at most 5 LISTs. In the listed lv1, names that are
-        not there cost nothing, and a name asked for by itself still gets
-        its metadata (one HEAD)."""
+        """ls -l lv1/lv2/big (2,500 objects) on a fresh mount: the mount's
+        check lists the first 1,000 keys, which show lv1, lv2 and big are
+        directories without markers, so the lookups need no request: 3
+        LISTs (the pages) and no HEAD. zz, past that first page, is looked
+        up with one LIST that, being all of zz, is kept as its listing:
+        names not in it cost nothing, and a name asked for by itself still
+        gets its metadata (one HEAD)."""
         n = 2500
         objs = {"lv1/lv2/big/f%05d.csv" % i: b"x" * (i % 13) for i in range(n)}
         objs["lv1/lv2/other.bin"] = b"m"
+        objs["zz/data.csv"] = b"a,b\n"
         self.put_many(objs)
-        self.put("lv1/exec.sh", b"#!/bin/sh\n", Metadata={"mode": str(stat.S_IFREG | 0o755)})
+        self.put("zz/exec.sh", b"#!/bin/sh\n", Metadata={"mode": str(stat.S_IFREG | 0o755)})
         with self.mount() as m:
             s0 = m.stats()["by_op"]
             r = subprocess.run(["ls", "-l", m.path("t", "lv1", "lv2", "big")],
@@ -580,17 +582,21 @@ class ListingTest(MountTestCase):
             lists, heads = s1["list"] - s0["list"], s1["head"] - s0["head"]
             note("ls -l t/lv1/lv2/big (%d entries) on a fresh mount: %d LIST, %d HEAD",
                  n, lists, heads)
-            self.assertEqual(heads, 0, "HEADs for ls -l: %r -> %r" % (s0, s1))
-            self.assertLessEqual(lists, 5, "LISTs for ls -l: %r -> %r" % (s0, s1))
-            for missing in ("nothere.csv", "nodir", ".hidden"):
-                self.assertFalse(os.path.exists(m.path("t", "lv1", missing)))
+            self.assertEqual((lists, heads), (3, 0), "LISTs and HEADs for ls -l: %r -> %r"
+                             % (s0, s1))
+            self.assertTrue(os.path.isdir(m.path("t", "zz")))
             s2 = m.stats()["by_op"]
-            self.assertEqual((s2["list"], s2["head"]), (s1["list"], s1["head"]),
-                             "requests for names absent from a listed directory")
-            st = os.stat(m.path("t", "lv1", "exec.sh"))
-            self.assertEqual(oct(st.st_mode), oct(stat.S_IFREG | 0o755), "mode from metadata")
+            self.assertEqual((s2["list"] - s1["list"], s2["head"] - s1["head"]), (1, 0),
+                             "requests for the lookup of zz")
+            for missing in ("nothere.csv", "nodir", ".hidden"):
+                self.assertFalse(os.path.exists(m.path("t", "zz", missing)))
             s3 = m.stats()["by_op"]
-            self.assertEqual((s3["head"] - s2["head"], s3["list"] - s2["list"]), (1, 0),
+            self.assertEqual((s3["list"], s3["head"]), (s2["list"], s2["head"]),
+                             "requests for names absent from a listed directory")
+            st = os.stat(m.path("t", "zz", "exec.sh"))
+            self.assertEqual(oct(st.st_mode), oct(stat.S_IFREG | 0o755), "mode from metadata")
+            s4 = m.stats()["by_op"]
+            self.assertEqual((s4["head"] - s3["head"], s4["list"] - s3["list"]), (1, 0),
                              "requests for a file of a listed directory, by name")
 
     ODD_NAMES = [
@@ -655,6 +661,26 @@ class ListingTest(MountTestCase):
             self.assertGreater(m.stats()["skipped_keys"], 0, "skipped keys must be counted")
             # still serving
             self.assertEqual(read_all(m.path("t", "ok.txt")), b"fine\n")
+
+    def test_lookups_of_neighbouring_names(self):
+        """Names that sort next to each other ("a", "a-b", "a.c", "a/"...):
+        on a fresh mount, lookups answered from the mount's first page of
+        keys (or from S3) see each for what it is, and no more."""
+        keys = {"a/y.csv": b"y", "a-b/x.csv": b"x", "a.c": b"c", "a0": b"0", "b/c/d/e.txt": b"e",
+                "m/": b"", "m/n.txt": b"n"}
+        self.put_many(keys)
+        with self.mount() as m:
+            want = {"a": "d", "a-b": "d", "a.c": "f", "a0": "f", "b": "d", "m": "d",
+                    "ab": None, "a-": None, "a-b.c": None, "b/c": "d", "b/c/d": "d",
+                    "b/c/d/e.txt": "f", "b/c/e": None, "a/y.csv": "f", "a-b/x.csv": "f",
+                    "m/n.txt": "f", "a.c/x": None}
+            got = {}
+            for rel in want:
+                p = m.path("t", *rel.split("/"))
+                got[rel] = "d" if os.path.isdir(p) else "f" if os.path.isfile(p) else (
+                    None if not os.path.lexists(p) else "?")
+            self.assertEqual(got, want)
+            self.assertEqual(read_all(m.path("t", "a-b", "x.csv")), b"x")
 
     def test_object_and_prefix_same_name(self):
         self.put_many({"dup": b"I am a file\n", "dup/inner": b"inner\n"})
