@@ -104,6 +104,18 @@ void fs_top_free(struct mapping *m)
     atomic_store(&m->top.valid, 0);
 }
 
+static void top_move(struct top_keys *to, struct top_keys *from)
+{
+    to->keys = from->keys;
+    to->n = from->n;
+    to->complete = from->complete;
+    to->at_ns = from->at_ns;
+    atomic_store(&to->valid, atomic_load(&from->valid));
+    from->keys = NULL;
+    from->n = 0;
+    atomic_store(&from->valid, 0);
+}
+
 struct bfs_fs_tops {
     size_t n;
     struct mapping maps[]; /* only their top is used */
@@ -117,16 +129,7 @@ struct bfs_fs_tops *bfs_fs_tops_take(struct bfs_fs *fs)
         return NULL;
     t->n = fs->nmaps;
     for (size_t i = 0; i < fs->nmaps; i++) {
-        struct top_keys *from = &fs->maps[i]->top, *to = &t->maps[i].top;
-
-        to->keys = from->keys;
-        to->n = from->n;
-        to->complete = from->complete;
-        to->at_ns = from->at_ns;
-        atomic_store(&to->valid, atomic_load(&from->valid));
-        from->keys = NULL;
-        from->n = 0;
-        atomic_store(&from->valid, 0);
+        top_move(&t->maps[i].top, &fs->maps[i]->top);
     }
     return t;
 }
@@ -137,16 +140,8 @@ void bfs_fs_tops_give(struct bfs_fs *fs, struct bfs_fs_tops *t)
         return;
     for (size_t i = 0; i < t->n; i++) {
         /* the same config makes the same mappings in the same order */
-        if (fs && i < fs->nmaps && !fs->auto_maps && !fs->maps[i]->top.keys) {
-            struct top_keys *to = &fs->maps[i]->top, *from = &t->maps[i].top;
-
-            to->keys = from->keys;
-            to->n = from->n;
-            to->complete = from->complete;
-            to->at_ns = from->at_ns;
-            atomic_store(&to->valid, atomic_load(&from->valid));
-            continue;
-        }
+        if (fs && i < fs->nmaps && !fs->auto_maps && !fs->maps[i]->top.keys)
+            top_move(&fs->maps[i]->top, &t->maps[i].top);
         fs_top_free(&t->maps[i]);
     }
     free(t);
