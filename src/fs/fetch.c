@@ -9,21 +9,23 @@
  * fs->inflight and the others wait for it there.
  *
  * Bytes are handed to waiting readers as they arrive (invariant 5): a
- * reader waits for the bytes it asked for, not for the whole block. For
- * that, a reader's own fetch runs on an idle worker while the reader
- * waits; the first read of a file returns after the first piece of its
- * block, not after the whole block.
+ * reader waits for the bytes it asked for, not for the whole block. The
+ * first read of a handle has its fetch run by an idle worker while it
+ * waits, so that it returns after the first piece of its block (time to
+ * first byte); other readers that wait are those of blocks fetched by
+ * read-ahead or by another reader.
  *
- * Sequential reading (each read starting where the last ended) starts
- * read-ahead: the next read_ahead blocks are fetched by the worker pool,
- * several GETs in flight, so that by the time the reader asks for them
- * they are in the cache. Random reads fetch only the blocks they touch.
+ * Sequential reading (each read starting where the last ended), from the
+ * second read on, starts read-ahead: the next read_ahead blocks are
+ * fetched by the worker pool, several GETs in flight, so that by the time
+ * the reader asks for them they are in the cache. Random reads fetch only the blocks they touch.
  *
  * Memory: a fetch holds one block buffer until it is cached and its last
  * reader is done, so memory is bounded by (FUSE threads + workers) x block
  * size, whatever the file size.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,8 +80,12 @@ static void publish(struct bfs_fs *fs, struct inflight *in, size_t have)
 {
     pthread_mutex_lock(&fs->lock);
     in->have = have;
-    if (in->waiters)
+    /* a wake-up per piece (16 KiB from RGW) would cost a context switch
+     * each: wake the waiters only once the nearest of them has its bytes */
+    if (in->waiters && have >= in->wake_at) {
+        in->wake_at = SIZE_MAX; /* the woken that still wait set it again */
         pthread_cond_broadcast(&in->cond);
+    }
     pthread_mutex_unlock(&fs->lock);
 }
 
@@ -200,6 +206,7 @@ static struct inflight *inflight_new(struct bfs_fs *fs, const struct target *t, 
     in->idx = idx;
     memcpy(in->etag, t->etag, sizeof(in->etag));
     in->refs = 1;
+    in->wake_at = SIZE_MAX;
     pthread_cond_init(&in->cond, NULL);
     in->next = fs->inflight;
     fs->inflight = in;
@@ -235,8 +242,11 @@ ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need)
         need = in->len;
     pthread_mutex_lock(&fs->lock);
     in->waiters++;
-    while (!in->done && in->have < need)
+    while (!in->done && in->have < need) {
+        if (need < in->wake_at)
+            in->wake_at = need;
         pthread_cond_wait(&in->cond, &fs->lock);
+    }
     in->waiters--;
     /* bytes that arrived are right (same ETag) even if the GET failed later */
     r = in->have >= need ? (ssize_t)in->have : in->err < 0 ? in->err : -EIO;
@@ -297,7 +307,9 @@ void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t s
     int seq, run;
 
     pthread_mutex_lock(&f->lock);
-    seq = off == f->next_off || (off < f->next_off && f->next_off - off < fs->block);
+    /* next_off is 0 until the first read: that one is never sequential */
+    seq = f->next_off != 0 &&
+          (off == f->next_off || (off < f->next_off && f->next_off - off < fs->block));
     f->seq = seq ? f->seq + 1 : 0;
     run = f->seq;
     f->next_off = off + size;
@@ -306,6 +318,11 @@ void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t s
     if (!seq)
         f->ra_next = 0;
     pthread_mutex_unlock(&f->lock);
-    if ((run >= 1 || off == 0) && from < until)
+    /* not on a first read, even at offset 0: an open, a read of the
+     * start (a header, a magic number) and random reads is common, and
+     * read-ahead would compete with those; a sequential reader's second
+     * read follows at once (A/B on RGW: the random reads after a first
+     * read of the start ran slower while its read-ahead ran) */
+    if (run >= 1 && from < until)
         read_ahead(fs, f, from, until);
 }

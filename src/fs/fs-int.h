@@ -85,6 +85,8 @@ struct inflight {
     int done;                 /* guarded by fs->lock */
     int err;                  /* set before done */
     int waiters;              /* guarded by fs->lock */
+    size_t wake_at;           /* guarded by fs->lock: the fewest bytes a waiter
+                               * needs; publish wakes nobody before that */
     int refs;                 /* guarded by fs->lock */
     pthread_cond_t cond;
     struct inflight *next;    /* guarded by fs->lock */

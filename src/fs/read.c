@@ -169,13 +169,21 @@ static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, 
 }
 
 /* Reads want bytes at boff of block idx from its fetch, as soon as they
- * have arrived. */
+ * have arrived. Only a handle's first read has its GET run by a worker, to
+ * return after its own bytes (time to first byte); later misses run it
+ * here: handing it to a worker costs two wake-ups, which on a busy machine
+ * cost more than the rest of the block (random reads, A/B on RGW). */
 static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
                             char *buf, size_t want)
 {
-    struct inflight *in = fs_inflight_get(fs, &f->t, idx, 1);
+    struct inflight *in;
     ssize_t got;
+    int first;
 
+    pthread_mutex_lock(&f->lock);
+    first = f->next_off == 0; /* nothing read through this handle yet */
+    pthread_mutex_unlock(&f->lock);
+    in = fs_inflight_get(fs, &f->t, idx, first);
     if (!in)
         return -ENOMEM;
     got = fs_inflight_wait(fs, in, (size_t)boff + want);

@@ -855,6 +855,28 @@ class DataTest(MountTestCase):
                         self.assertBytes(got, data[off:off + ln],
                                          "pread(%d bytes at %d) [seed %d]" % (ln, off, seed))
 
+    def test_first_read_starts_no_read_ahead(self):
+        """Reading the start of a file (a header) and then elsewhere fetches
+        only the blocks read: read-ahead waits for a second sequential
+        read, which a sequential reader makes at once."""
+        data = os.urandom(12 * MiB)
+        self.put("hdr.bin", data)
+        with self.mount(opts={"block_size": "1M"}) as m:
+            with open(m.path("t", "hdr.bin"), "rb", buffering=0) as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)  # no kernel read-ahead
+                self.assertBytes(os.pread(f.fileno(), 1, 0), data[:1], "first byte")
+                off = 7 * MiB + 3
+                self.assertBytes(os.pread(f.fileno(), 100, off), data[off:off + 100])
+                for _ in range(200):  # the first read returned before its block was cached
+                    if m.stats()["cache"]["blocks"] >= 2:
+                        break
+                    time.sleep(0.05)
+                s = m.stats()
+            self.assertEqual((s["ranged_gets"], s["readahead_blocks"], s["cache"]["blocks"]),
+                             (2, 0, 2), "blocks 0 and 7 only: %r" % s)
+            self.assertEqual(file_md5(m.path("t", "hdr.bin")), (md5hex(data), len(data)))
+            self.assertGreater(m.stats()["readahead_blocks"], 0, "a sequential reader reads ahead")
+
     def test_block_get_cut_short_and_retried(self):
         """A block GET that the network cuts half-way is tried again from
         the start while a reader already took the first bytes from it (a
