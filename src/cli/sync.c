@@ -3,8 +3,10 @@
  * sync.c: `bucketfs sync [--quiet] MOUNTPOINT [PATH]`: waits until every
  * file written and closed under PATH (the whole mount without it) is in S3.
  *
- * It polls user.bucketfs.uploads of PATH (the daemon reports the journal
- * rows of that subtree) instead of asking the daemon to wait, so that no
+ * It polls user.bucketfs.sync of PATH (the daemon reports the journal
+ * rows of that subtree, as user.bucketfs.uploads does, and first starts
+ * the uploads that wait out upload_delay) instead of asking the daemon to
+ * wait, so that no
  * FUSE thread is held for minutes and Ctrl-C simply stops waiting. The
  * uploads go on in the daemon either way.
  *
@@ -174,7 +176,8 @@ static int look(const char *target, struct progress *pg)
 {
     struct cli_json *up = NULL;
     uint64_t left, moving;
-    int r = cli_read_json(target, "user.bucketfs.uploads", &up);
+    /* .sync: the daemon also starts what waits out upload_delay */
+    int r = cli_read_json(target, "user.bucketfs.sync", &up);
 
     if (r < 0) {
         clear_bar(pg);

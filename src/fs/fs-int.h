@@ -336,6 +336,8 @@ void fs_uploader_stop(struct bfs_fs *fs);
 void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino);
 /* The same after upload_delay_ms: what a close commits. */
 void fs_upload_enqueue_later(struct bfs_fs *fs, uint64_t ino);
+/* Every upload waiting out its delay is due now (bucketfs sync). */
+void fs_upload_expedite(struct bfs_fs *fs);
 const char *fs_content_type(const char *key);
 /* Metadata headers for mode, uid, gid and mtime (s3fs style), and for the
  * user.* attributes of ino (0: none). */

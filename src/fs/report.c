@@ -7,6 +7,9 @@
  *                                 that subtree (the whole mount on the root)
  *                                 as one JSON object; `bucketfs status` and
  *                                 `bucketfs sync` poll it.
+ *   user.bucketfs.sync            the same, after starting every upload that
+ *                                 waits out upload_delay: `bucketfs sync`
+ *                                 reads it (not listed by listxattr).
  *   user.bucketfs.presign.SECS    on a file that is in S3: a presigned GET
  *                                 URL valid for SECS seconds (1 s .. 7 days).
  *
@@ -382,6 +385,10 @@ int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bf
 {
     if (strcmp(what, "uploads") == 0)
         return uploads(fs, ino, b);
+    if (strcmp(what, "sync") == 0) { /* someone waits: upload_delay is moot */
+        fs_upload_expedite(fs);
+        return uploads(fs, ino, b);
+    }
     if (strncmp(what, "presign.", 8) == 0)
         return presign(fs, ino, what + 8, b);
     return -ENODATA;

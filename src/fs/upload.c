@@ -154,6 +154,19 @@ void fs_upload_enqueue_later(struct bfs_fs *fs, uint64_t ino)
     enqueue(fs, ino, fs->cfg->upload_delay_ms);
 }
 
+void fs_upload_expedite(struct bfs_fs *fs)
+{
+    struct uploader *up = &fs->up;
+    int moved = 0;
+
+    pthread_mutex_lock(&up->lock);
+    while (up->later.count > 0 && queue_push(&up->now, queue_pop(&up->later), 0) == 0)
+        moved = 1;
+    if (moved)
+        pthread_cond_broadcast(&up->cond);
+    pthread_mutex_unlock(&up->lock);
+}
+
 /* ---- multipart ---- */
 
 struct parts {

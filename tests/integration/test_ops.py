@@ -352,6 +352,19 @@ class SyncTest(OpsTestCase):
             self.assertEqual(self.status(m)["uploads"]["pending"], 0)
             tm.note("sync of 40 MiB with 1.5 s per part: %.1f s", took)
 
+    def test_sync_starts_delayed_uploads(self):
+        """With upload_delay=1h a closed file waits; bucketfs sync starts it
+        at once and returns when it is in S3."""
+        with self.mount(opts={"upload_delay": "1h"}) as m:
+            write_file(m.path("t", "late.csv"), b"a,b\n1,2\n")
+            time.sleep(1.5)
+            self.assertIsNone(self.head("late.csv"), "uploaded before its upload_delay")
+            t0 = time.monotonic()
+            rc, out, err = bfs("sync", m.mnt)
+            self.assertEqual((rc, out, err), (0, "", ""))
+            self.assertLess(time.monotonic() - t0, 60, "sync waited out upload_delay")
+            self.assertEqual(self.get("late.csv"), b"a,b\n1,2\n", "object right after sync")
+
     def test_sync_path_waits_for_its_subtree_only(self):
         px, m = self.proxied()
         with m:
