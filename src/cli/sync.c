@@ -32,7 +32,7 @@
 #include "cli-int.h"
 
 #define POLL_FIRST_MS 50
-#define POLL_MAX_MS 250
+#define POLL_MAX_MS 100
 #define BAR_WIDTH 30
 
 struct progress {

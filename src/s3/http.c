@@ -532,6 +532,9 @@ static void set_options(struct bfs_s3_client *c, CURL *h, struct xfer *x, struct
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (x->r->body) {
+        /* 1 MiB reads of the body instead of 16 KiB: fewer read and send
+         * calls per part (512 MiB to RGW: 6.6 -> 6.0 s, within the noise) */
+        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, x);
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
