@@ -213,6 +213,27 @@ static int ask(struct bfs_fs *fs, struct mapping *m, const char *name, const cha
     return head;
 }
 
+/* n is the directory probe found: its marker, if any, carries its mode,
+ * owner, times and attributes (into o). Returns the marker HEAD's result. */
+static int dir_node(struct mapping *m, const struct list_probe *probe, struct bfs_s3_object *o,
+                    struct bfs_node *n)
+{
+    int head;
+
+    bfs_s3_object_done(o);
+    head = probe->marker ? bfs_s3_head_object(m->client, m->bucket, probe->prefix, o, NULL)
+                         : -1;
+    if (head == 0)
+        fs_node_from_object(n, o, 1);
+    else
+        n->mtime_ns = bfs_now_ns();
+    n->meta |= BFS_META_HEADED; /* marker or none: what the directory is, is known */
+    n->kind = BFS_KIND_DIR;
+    n->size = 0;
+    n->etag[0] = '\0';
+    return head;
+}
+
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret)
 {
     struct bfs_s3_object o = {0};
@@ -243,17 +264,7 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     } else if (probe.found) {
         if (head == 0)
             atomic_fetch_add(&fs->skipped_keys, 1); /* object shadowed by the directory */
-        bfs_s3_object_done(&o);
-        /* a marker carries the directory's mode, owner, times, attributes */
-        head = probe.marker ? bfs_s3_head_object(m->client, m->bucket, dir.data, &o, NULL) : -1;
-        if (head == 0)
-            fs_node_from_object(&n, &o, 1);
-        else
-            n.mtime_ns = bfs_now_ns();
-        n.meta |= BFS_META_HEADED; /* marker or none: what the directory is, is known */
-        n.kind = BFS_KIND_DIR;
-        n.size = 0;
-        n.etag[0] = '\0';
+        head = dir_node(m, &probe, &o, &n);
         r = 0;
     } else if (head == 0) {
         fs_node_from_object(&n, &o, 1);
