@@ -88,7 +88,9 @@ int bfs_store_node_remove(struct bfs_store *s, uint64_t ino);
 
 /* A whole listing at once, in one transaction: every child in nodes[] is
  * put (their ino fields are filled), every other child is marked absent,
- * and the directory's listing time is set to now_ns. */
+ * and the directory's listing time is set to now_ns, the time the listing
+ * began: rows changed here since (an upload finished, a rename, an unlink)
+ * are left as they are. */
 int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_node *nodes,
                               size_t n, int64_t now_ns);
 /* When the directory was last listed completely (0: never). */

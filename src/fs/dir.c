@@ -233,36 +233,39 @@ static void heads_done(struct bfs_fs *fs, struct heads *h, const struct listing 
 /* Sorts a complete listing, learns what list_meta asks for and stores it
  * as directory ino's children. */
 static int store_listing(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
-                         struct listing *l)
+                         struct listing *l, int64_t since_ns)
 {
     struct heads h = {.fs = fs, .m = m, .prefix = prefix};
     int r;
 
     dedupe(fs, l);
     head_small(&h, ino, l);
-    r = bfs_store_listing_replace(fs->store, ino, l->nodes, l->n, bfs_now_ns());
+    r = bfs_store_listing_replace(fs->store, ino, l->nodes, l->n, since_ns);
     heads_done(fs, &h, l, r == 0);
     fs_negative_clear(fs, ino);
     return r;
 }
 
-void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg)
+void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg,
+                        int64_t since_ns)
 {
     pthread_mutex_lock(&fs->lock);
     bfs_s3_list_page_done(&fs->first.pg);
     fs->first.ino = ino;
-    fs->first.at_ns = bfs_now_ns();
+    fs->first.at_ns = since_ns;
     fs->first.pg = *pg;
     memset(pg, 0, sizeof(*pg));
     pthread_mutex_unlock(&fs->lock);
 }
 
-static int first_page_take(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg)
+static int first_page_take(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg,
+                           int64_t *since_ns)
 {
     int r = -ENOENT;
 
     pthread_mutex_lock(&fs->lock);
     if (fs->first.ino == ino && fs_fresh(fs, fs->first.at_ns)) {
+        *since_ns = fs->first.at_ns;
         *pg = fs->first.pg;
         memset(&fs->first.pg, 0, sizeof(fs->first.pg));
         r = 0;
@@ -279,6 +282,7 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
     struct listing l = {0};
     struct mapping *m;
     char *prefix = NULL, *token = NULL;
+    int64_t since = bfs_now_ns(); /* before the first LIST is sent */
     int r, kind;
 
     r = fs_inode_target(fs, ino, &m, &prefix, &kind);
@@ -288,7 +292,7 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
         struct bfs_s3_list_params p = {.prefix = prefix, .delimiter = "/", .continuation = token};
         struct bfs_s3_list_page pg;
 
-        r = l.n == 0 && !token && first_page_take(fs, ino, &pg) == 0
+        r = l.n == 0 && !token && first_page_take(fs, ino, &pg, &since) == 0
                 ? 0 : bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
         free(token);
         token = NULL;
@@ -301,20 +305,20 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
     } while (r == 0 && token);
     free(token);
     if (r == 0)
-        r = store_listing(fs, m, ino, prefix, &l);
+        r = store_listing(fs, m, ino, prefix, &l, since);
     free(prefix);
     free(l.nodes);
     return r;
 }
 
 int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
-                      const struct bfs_s3_list_page *pg)
+                      const struct bfs_s3_list_page *pg, int64_t since_ns)
 {
     struct listing l = {0};
     int r = pg->next_token ? -EAGAIN : add_page(fs, &l, pg, strlen(prefix));
 
     if (r == 0)
-        r = store_listing(fs, m, ino, prefix, &l);
+        r = store_listing(fs, m, ino, prefix, &l, since_ns);
     free(l.nodes);
     return r;
 }

@@ -368,11 +368,12 @@ int fs_put_small(struct bfs_fs *fs, struct mapping *m, const char *key, const ch
 int fs_list_remote(struct bfs_fs *fs, uint64_t ino);
 /* Keeps the first page of directory ino's listing (moved out of pg) for
  * its next fs_list_remote within the TTL. */
-void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg);
+void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg,
+                        int64_t since_ns);
 /* Stores one page (prefix's children) as the whole listing of directory
  * ino; -EAGAIN, storing nothing, if the page is not the whole directory. */
 int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
-                      const struct bfs_s3_list_page *pg);
+                      const struct bfs_s3_list_page *pg, int64_t since_ns);
 /* Changes the key of ino (and of every inode below it, for a directory). */
 void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key);
 

@@ -30,6 +30,7 @@ struct list_probe {
     const char *prefix;
     struct bfs_s3_list_page pg;
     int listed;  /* pg holds the first page of prefix */
+    int64_t since; /* when the LIST was sent */
     int found;
     int marker;  /* the first key is the "dir/" marker itself */
     int err;
@@ -41,6 +42,7 @@ static void *probe_dir(void *arg)
     struct bfs_s3_list_params lp = {.prefix = p->prefix, .delimiter = "/",
                                     .max_keys = PROBE_KEYS};
 
+    p->since = bfs_now_ns();
     p->err = bfs_s3_list_objects(p->client, p->bucket, &lp, &p->pg, NULL);
     if (p->err == 0) {
         p->listed = 1;
@@ -277,9 +279,9 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     if (r == 0 && head == 0)
         r = fs_xattrs_import(fs, n.ino, &o.meta);
     if (r == 0 && n.kind == BFS_KIND_DIR && probe.pg.next_token)
-        fs_first_page_keep(fs, n.ino, &probe.pg);
+        fs_first_page_keep(fs, n.ino, &probe.pg, probe.since);
     else if (r == 0 && n.kind == BFS_KIND_DIR && probe.listed) /* the whole directory */
-        (void)fs_list_from_page(fs, m, n.ino, dir.data, &probe.pg);
+        (void)fs_list_from_page(fs, m, n.ino, dir.data, &probe.pg, probe.since);
     if (r == 0)
         *ret = n;
 out:
@@ -449,7 +451,7 @@ void fs_node_stale(struct bfs_fs *fs, uint64_t ino)
 
     if (bfs_store_node_get(fs->store, ino, &n) == 0) {
         n.fetched_ns = 0;
-        (void)bfs_store_node_put(fs->store, &n);
+        (void)bfs_store_node_update(fs->store, &n);
     }
 }
 

@@ -83,6 +83,10 @@ static const char schema[] =
     "(excluded.meta = 0 AND nodes.etag = excluded.etag AND (nodes.kind = excluded.kind OR"     \
     " (excluded.kind = 1 AND nodes.kind = 3)))"
 
+/* now in ns since the epoch, in SQL (ms resolution): when a row changed
+ * here, so that a listing begun before does not undo it */
+#define NOW_NS "CAST((julianday('now') - 2440587.5) * 86400000000000 AS INTEGER)"
+
 static const char *const sql[ST_COUNT] = {
     [ST_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE ino = ?1",
     [ST_NODE_LOOKUP] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND name = ?2"
@@ -101,19 +105,24 @@ static const char *const sql[ST_COUNT] = {
         " uid = CASE WHEN " KEEP " THEN nodes.uid ELSE excluded.uid END,"
         " gid = CASE WHEN " KEEP " THEN nodes.gid ELSE excluded.gid END,"
         " meta = CASE WHEN " KEEP " THEN nodes.meta ELSE excluded.meta END"
-        " WHERE nodes.local = 0"
+        /* nor does a view older than what the row holds (a listing that
+         * began before an upload finished or a rename moved the row) */
+        " WHERE nodes.local = 0 AND nodes.fetched_ns <= excluded.fetched_ns"
         " RETURNING ino, mtime_ns, mode, uid, gid, meta, kind",
     [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2"
                      " AND local = 0",
     [ST_CHILDREN] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND present = 1"
                     " ORDER BY name",
-    [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND local = 0",
+    [ST_CHILDREN_ABSENT] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND local = 0"
+                           " AND fetched_ns <= ?2",
     [ST_NODE_UPDATE] = "UPDATE nodes SET kind = ?2, size = ?3, etag = ?4, mtime_ns = ?5,"
                        " mode = ?6, uid = ?7, gid = ?8, meta = ?9, fetched_ns = ?10,"
                        " local = ?11, present = 1 WHERE ino = ?1",
     [ST_NODE_DROP_AT] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2 AND ino != ?3",
-    [ST_NODE_MOVE] = "UPDATE nodes SET parent = ?2, name = ?3, present = 1 WHERE ino = ?1",
-    [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0 WHERE ino = ?1",
+    [ST_NODE_MOVE] = "UPDATE nodes SET parent = ?2, name = ?3, present = 1,"
+                     " fetched_ns = " NOW_NS " WHERE ino = ?1",
+    [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0, fetched_ns = " NOW_NS
+                       " WHERE ino = ?1",
     [ST_NODE_INSERT] = "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid,"
                        " gid, meta, fetched_ns, local, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
                        " ?7, ?8, ?9, ?10, ?11, ?12, 1) RETURNING ino",

@@ -206,10 +206,13 @@ int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_n
 
     if (r < 0)
         return r;
-    r = store_exec_args(c, ST_CHILDREN_ABSENT, "i", (int64_t)parent);
+    r = store_exec_args(c, ST_CHILDREN_ABSENT, "ii", (int64_t)parent, now_ns);
     for (size_t i = 0; i < n && r == 0; i++) {
         nodes[i].parent = parent;
+        nodes[i].fetched_ns = now_ns;
         r = put(c, &nodes[i]);
+        if (r == -ENOENT)
+            r = 0; /* removed here since the listing began */
     }
     if (r == 0)
         r = store_exec_args(c, ST_LISTING_SET, "ii", (int64_t)parent, now_ns);
