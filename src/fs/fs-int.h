@@ -170,7 +170,10 @@ struct blockfd {
     size_t len;           /* immutable */
     int fd;               /* immutable; closed by the last unref */
     atomic_int sized;     /* the file was seen to hold len bytes */
-    int refs;             /* guarded by the file's lock: its slot + readers */
+    atomic_int refs;      /* its slot + readers; taken under the file's lock
+                           * (the slot holds one), dropped without it: a
+                           * spliced reply's reference is dropped after the
+                           * reply, when the handle may already be released */
 };
 
 #define FILE_FDS 2        /* block files one handle keeps open: the block a

@@ -40,12 +40,8 @@ void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd,
 
 static void blockfd_unref(struct bfs_file *f, struct blockfd *b)
 {
-    int last;
-
-    pthread_mutex_lock(&f->lock);
-    last = --b->refs == 0;
-    pthread_mutex_unlock(&f->lock);
-    if (last) {
+    (void)f; /* not touched: the handle may be gone (see struct blockfd) */
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
         close(b->fd);
         free(b);
     }
@@ -61,7 +57,7 @@ static struct blockfd *blockfd_find(struct bfs_file *f, uint64_t idx)
         if (f->fds[i] && f->fds[i]->idx == idx)
             b = f->fds[i];
     if (b)
-        b->refs++;
+        atomic_fetch_add(&b->refs, 1);
     pthread_mutex_unlock(&f->lock);
     return b;
 }
@@ -83,7 +79,7 @@ static int blockfd_open(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
     }
     b->idx = idx;
     b->sized = 0;
-    b->refs = 2; /* the slot's and the caller's */
+    atomic_init(&b->refs, 2); /* the slot's and the caller's */
     pthread_mutex_lock(&f->lock);
     old = f->fds[f->fd_hand];
     f->fds[f->fd_hand] = b;
