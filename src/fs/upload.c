@@ -160,8 +160,12 @@ void fs_upload_expedite(struct bfs_fs *fs)
     int moved = 0;
 
     pthread_mutex_lock(&up->lock);
-    while (up->later.count > 0 && queue_push(&up->now, queue_pop(&up->later), 0) == 0)
+    /* popped only once pushed: out of memory, it stays where it was */
+    while (up->later.count > 0 &&
+           queue_push(&up->now, up->later.items[up->later.head].ino, 0) == 0) {
+        (void)queue_pop(&up->later);
         moved = 1;
+    }
     if (moved)
         pthread_cond_broadcast(&up->cond);
     pthread_mutex_unlock(&up->lock);
