@@ -242,6 +242,7 @@ int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
         free(key);
         return -EISDIR;
     }
+    fs_top_drop(fs); /* a directory may go with its last key */
     fs_wfile_discard(fs, n.ino); /* a pending upload is cancelled */
     r = bfs_s3_delete_object(m->client, m->bucket, key, NULL);
     if (r == 0 || r == -ENOENT) {
