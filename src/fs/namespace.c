@@ -454,9 +454,10 @@ static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, co
     return r;
 }
 
-/* A file: free while only local, else a server-side copy and a delete. */
+/* A file: free while only local, else a server-side copy and a delete.
+ * replaced: the rename replaces a file at `to`, whose object may be in S3. */
 static int rename_file(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *from,
-                       const char *to)
+                       const char *to, int replaced)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
     int r = 0, remote = 1, pending = 0;
@@ -469,6 +470,8 @@ static int rename_file(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const
         pending = w->dirty || (w->sealed && w->done_gen < w->gen);
         if (pending) /* the journal row now names the new key */
             r = bfs_store_upload_rekey(fs->store, ino, m->name, to);
+        if (r == 0 && pending) /* what is at the new key: the replaced file's object */
+            w->remote = replaced;
         if (r == 0 && w->done_gen < w->gen && w->sealed && !w->queued) {
             w->queued = 1;
             fs_upload_enqueue(fs, ino);
@@ -537,7 +540,7 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
     }
     fs_top_drop(fs);
     r = src.kind == BFS_KIND_DIR ? rename_dir(fs, m, from, to)
-                                 : rename_file(fs, m, src.ino, from, to);
+                                 : rename_file(fs, m, src.ino, from, to, exists);
     if (r == -ENOSYS && src.kind != BFS_KIND_DIR)
         r = -EXDEV; /* the server cannot copy it (Ceph RGW and encrypted objects):
                      * mv then copies through the mount and unlinks */

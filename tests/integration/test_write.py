@@ -1063,6 +1063,18 @@ class NamespaceTest(WriteTestCase):
         self.assertObject("e.bin", data=b"dddd")
         self.assertObject("big.json", data=b'{"replaces": "big"}', ctype="application/json")
         self.assertEqual(self.rel_keys(), ["b.bin", "big.json", "e.bin"])
+        # pending over uploaded, then on again before its upload: the replaced
+        # file's object must go with the name (random ops on RGW, seed 999901788)
+        with self.mount(opts={"upload_delay": "5s"}) as m:
+            t = lambda *a: m.path("t", *a)  # noqa: E731
+            write_file(t("f.bin"), b"ffff")
+            os.rename(t("f.bin"), t("b.bin"))
+            os.rename(t("b.bin"), t("g.bin"))
+            self.assertFalse(os.path.exists(t("b.bin")))
+            m.unmount_wait()
+        self.assertObject("g.bin", data=b"ffff")
+        self.assertNoObject("b.bin", "replaced by a pending file that was then renamed away")
+        self.assertEqual(self.rel_keys(), ["big.json", "e.bin", "g.bin"])
 
     def test_rename_directory(self):
         rnd = random.Random(7)
