@@ -855,6 +855,45 @@ class DataTest(MountTestCase):
                         self.assertBytes(got, data[off:off + ln],
                                          "pread(%d bytes at %d) [seed %d]" % (ln, off, seed))
 
+    def test_open_read_close_from_many_threads(self):
+        """Handles released right after large reads (answered from kept block
+        files by splice): the daemon must not touch a released handle (a hang
+        and a crash once; under AddressSanitizer a use after free)."""
+        size = 6 * MiB
+        data = os.urandom(size)
+        self.put("shared.bin", data)
+        errors = []
+        with self.mount() as m:
+            p = m.path("t", "shared.bin")
+            file_md5(p)  # every block cached: reads go by splice from block files
+
+            def worker(seed):
+                rnd = random.Random(seed)
+                try:
+                    for _ in range(200):
+                        fd = os.open(p, os.O_RDONLY)
+                        try:
+                            off = rnd.randrange(0, size - 128 * KiB) & ~4095
+                            got = os.pread(fd, 128 * KiB, off)
+                        finally:
+                            os.close(fd)
+                        if got != data[off:off + 128 * KiB]:
+                            errors.append("thread %d: 128 KiB at %d differ" % (seed, off))
+                            return
+                except OSError as e:
+                    errors.append("thread %d: %s" % (seed, e))
+
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertFalse(any(t.is_alive() for t in threads), "readers still blocked after 120 s")
+            self.assertEqual(errors, [])
+            s = m.stats()
+            self.assertGreater(s["cache"]["hits"], s["cache"]["misses"],
+                               "the reads were not answered from the cache: %r" % s["cache"])
+
     def test_first_read_starts_no_read_ahead(self):
         """Reading the start of a file (a header) and then elsewhere fetches
         only the blocks read: read-ahead waits for a second sequential
