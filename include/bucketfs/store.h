@@ -172,6 +172,11 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
  * bytes for as long as the caller holds it. */
 int bfs_store_block_open(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                          int *ret_fd, size_t *ret_len);
+/* Counts a read of a block through a descriptor kept from
+ * bfs_store_block_open; touch: also note the use for eviction (a reader
+ * calls it with touch at most every few seconds per block). */
+void bfs_store_block_hit(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                         int touch);
 /* Reports a block that read short or failed through a descriptor from
  * bfs_store_block_open: its row and file go, so the next read fetches it. */
 void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx);

@@ -17,9 +17,9 @@
  *      name that changes kind gets a new row, hence a new inode).
  *   3. An open file reads one ETag (file->etag); every GET carries it as
  *      If-Match.
- *   4. A block file descriptor a handle keeps (file->fds) reads the block
- *      of that handle's ETag: blocks are immutable per (ino, ETag, index)
- *      and eviction only unlinks, so it stays right until closed.
+ *   4. A kept block file descriptor (fs->bfds) reads the block of its
+ *      (ino, ETag, index): blocks are immutable per key and eviction only
+ *      unlinks, so it stays right until closed.
  *   5. inflight->data[0, have) is final once published: a retried GET
  *      (same ETag, same bytes) only fills what lies beyond it, so readers
  *      copy out of it without the lock.
@@ -163,32 +163,46 @@ struct target {
     uint64_t ino, size;
 };
 
-/* A cached block file kept open by a handle (invariant 4): reads inside
- * the block skip the index lookup and open/close. */
+/* An open cached block file (blockfds.c). */
 struct blockfd {
-    uint64_t idx;         /* immutable */
+    uint64_t ino, idx;    /* immutable */
+    char etag[BFS_S3_ETAG_MAX]; /* immutable */
     size_t len;           /* immutable */
     int fd;               /* immutable; closed by the last unref */
     atomic_int sized;     /* the file was seen to hold len bytes */
-    atomic_int refs;      /* its slot + readers; taken under the file's lock
-                           * (the slot holds one), dropped without it: a
-                           * spliced reply's reference is dropped after the
-                           * reply, when the handle may already be released */
+    atomic_int refs;      /* the table's + readers' (blockfds.c note 3) */
+    int cached;           /* in the table; under its lock, as are: */
+    int64_t touched_ns;   /* when the index last heard of a use */
+    struct blockfd *hnext, *prev, *next; /* hash chain; use list */
 };
 
-#define FILE_FDS 2        /* block files one handle keeps open: the block a
-                           * sequential reader is in and the next */
+/* The table of open block files, most recently used first. */
+struct blockfds {
+    pthread_mutex_t lock;
+    struct blockfd **slots;
+    size_t nslots, n, cap; /* cap: immutable */
+    struct blockfd *head, *tail;
+};
+
+int fs_blockfds_init(struct blockfds *t, uint64_t cache_size, uint32_t block);
+void fs_blockfds_free(struct blockfds *t);
+/* Block idx of tg's object version, open, with a reference for the
+ * caller; -ENOENT when it is not cached. */
+int fs_blockfd_get(struct bfs_fs *fs, const struct target *tg, uint64_t idx,
+                   struct blockfd **ret);
+void fs_blockfd_unref(struct blockfd *b);
+/* b read short: out of the table and the index (the caller still holds
+ * its reference). */
+void fs_blockfd_bad(struct bfs_fs *fs, struct blockfd *b);
 
 struct bfs_file {
     struct target t;
     struct wfile *w;      /* staging, when the inode has one (a reference) */
     int writable;         /* opened for writing */
-    pthread_mutex_t lock; /* guards next_off, ra_next, seq, fds, fd_hand */
+    pthread_mutex_t lock; /* guards next_off, ra_next, seq */
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */
     int seq;              /* consecutive sequential reads */
-    struct blockfd *fds[FILE_FDS];
-    unsigned fd_hand;     /* slot the next opened block file replaces */
     struct bfs_file *prev, *next; /* fs->files, guarded by fs->lock */
 };
 
@@ -244,6 +258,7 @@ struct bfs_fs {
         struct bfs_s3_list_page pg;
     } first;
     struct workers workers;
+    struct blockfds bfds;     /* open block files of all readers */
     struct wfile *wfiles[WFILE_BUCKETS]; /* guarded by lock */
     struct wcreating *wcreating; /* inodes whose staging file is being made,
                                   * guarded by lock */

@@ -216,7 +216,9 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     fs->block = cfg->block_size;
     fs->started_ns = bfs_now_ns();
     fs->auto_maps = cfg->nmaps == 0;
-    r = add_root(fs);
+    r = fs_blockfds_init(&fs->bfds, cfg->cache_size, fs->block);
+    if (r == 0)
+        r = add_root(fs);
     if (r == 0)
         r = setup_maps(fs, err, errlen);
     if (r == 0)
@@ -247,6 +249,7 @@ void bfs_fs_free(struct bfs_fs *fs)
         bfs_fs_closedir(fs->dirs);
     fs_uploader_stop(fs);
     fs_workers_stop(&fs->workers);
+    fs_blockfds_free(&fs->bfds);
     for (size_t i = 0; i < WFILE_BUCKETS; i++) {
         struct wfile *w, *next;
         for (w = fs->wfiles[i]; w; w = next) {

@@ -7,11 +7,10 @@
  * block cache, or from its fetch (fetch.c), whose bytes a reader takes as
  * soon as the ones it needs have arrived.
  *
- * A handle keeps the last FILE_FDS block files it read open (invariant 4),
- * so that the many reads a sequential reader makes inside one block (the
- * kernel sends 128 KiB to 1 MiB each) cost one pread each, without asking
- * the index again or opening and closing the file. At most FILE_FDS
- * descriptors per handle; all are closed at release.
+ * Cached blocks are read through the open block files of blockfds.c, so
+ * that a read costs one pread, without asking the index or opening and
+ * closing the file (the kernel sends a sequential reader's reads in 128 KiB
+ * to 1 MiB pieces; a random reader's can be 4 KiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,116 +37,21 @@ void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd,
     free(buf);
 }
 
-static void blockfd_unref(struct bfs_file *f, struct blockfd *b)
-{
-    (void)f; /* not touched: the handle may be gone (see struct blockfd) */
-    if (atomic_fetch_sub(&b->refs, 1) == 1) {
-        close(b->fd);
-        free(b);
-    }
-}
-
-/* The kept descriptor of block idx with a reference, or NULL. */
-static struct blockfd *blockfd_find(struct bfs_file *f, uint64_t idx)
-{
-    struct blockfd *b = NULL;
-
-    pthread_mutex_lock(&f->lock);
-    for (int i = 0; i < FILE_FDS && !b; i++)
-        if (f->fds[i] && f->fds[i]->idx == idx)
-            b = f->fds[i];
-    if (b)
-        atomic_fetch_add(&b->refs, 1);
-    pthread_mutex_unlock(&f->lock);
-    return b;
-}
-
-/* Opens block idx from the cache and keeps its descriptor in a slot,
- * replacing the oldest; returns it with a reference for the caller. */
-static int blockfd_open(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
-                        struct blockfd **ret)
-{
-    struct blockfd *b = malloc(sizeof(*b)), *old;
-    int r;
-
-    if (!b)
-        return -ENOMEM;
-    r = bfs_store_block_open(fs->store, f->t.ino, f->t.etag, idx, &b->fd, &b->len);
-    if (r < 0) {
-        free(b);
-        return r;
-    }
-    b->idx = idx;
-    b->sized = 0;
-    atomic_init(&b->refs, 2); /* the slot's and the caller's */
-    pthread_mutex_lock(&f->lock);
-    old = f->fds[f->fd_hand];
-    f->fds[f->fd_hand] = b;
-    f->fd_hand = (f->fd_hand + 1) % FILE_FDS;
-    pthread_mutex_unlock(&f->lock);
-    if (old)
-        blockfd_unref(f, old);
-    *ret = b;
-    return 0;
-}
-
-/* Takes b out of its slot (it read short: the store will check it). */
-static void blockfd_drop(struct bfs_file *f, struct blockfd *b)
-{
-    int found = 0;
-
-    pthread_mutex_lock(&f->lock);
-    for (int i = 0; i < FILE_FDS; i++) {
-        if (f->fds[i] == b) {
-            f->fds[i] = NULL;
-            found = 1;
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    if (found)
-        blockfd_unref(f, b);
-}
-
-static void blockfds_close(struct bfs_file *f)
-{
-    for (int i = 0; i < FILE_FDS; i++) {
-        struct blockfd *b = f->fds[i];
-
-        f->fds[i] = NULL;
-        if (b)
-            blockfd_unref(f, b);
-    }
-}
-
-/* The kept descriptor of cached block idx, opened if need be, with a
- * reference; -ENOENT when the block is not cached. */
-static int blockfd_get(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
-                       struct blockfd **ret)
-{
-    struct blockfd *b = blockfd_find(f, idx);
-
-    if (!b)
-        return blockfd_open(fs, f, idx, ret);
-    atomic_fetch_add(&fs->block_fd_reuses, 1);
-    *ret = b;
-    return 0;
-}
-
 /* Reads want bytes at boff of block idx from the cache through a kept
- * descriptor; -ENOENT when the block is not cached. */
+ * descriptor (invariant 4); -ENOENT when the block is not cached. */
 static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
                            char *buf, size_t want)
 {
     struct blockfd *b;
     ssize_t got;
-    int r = blockfd_get(fs, f, idx, &b);
+    int r = fs_blockfd_get(fs, &f->t, idx, &b);
 
     if (r == -ENOMEM) /* cannot keep it: read it once */
         return bfs_store_block_read(fs->store, f->t.ino, f->t.etag, idx, boff, buf, want);
     if (r < 0)
         return r;
     if (boff >= b->len) {
-        blockfd_unref(f, b);
+        fs_blockfd_unref(b);
         return 0;
     }
     if (want > b->len - boff)
@@ -156,11 +60,10 @@ static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, 
         got = pread(b->fd, buf, want, boff);
     while (got < 0 && errno == EINTR);
     if (got != (ssize_t)want) { /* broken file: forget it, fetch the block again */
-        blockfd_drop(f, b);
-        bfs_store_block_bad(fs->store, f->t.ino, f->t.etag, idx);
+        fs_blockfd_bad(fs, b);
         got = -ENOENT;
     }
-    blockfd_unref(f, b);
+    fs_blockfd_unref(b);
     return got;
 }
 
@@ -194,7 +97,7 @@ static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
 }
 
 /* Answers a read that lies in one cached block with a reference to its
- * bytes in the block file (a kept descriptor, invariant 4): 1 when *ref
+ * bytes in the block file (an open one, blockfds.c): 1 when *ref
  * was filled, 0 when the read must copy, -ENOENT when the block is not
  * cached (the caller fetches it without asking again). The block file's
  * size is checked once, so that a broken file cannot make a short answer
@@ -210,13 +113,13 @@ static int read_ref(struct bfs_fs *fs, struct bfs_file *f, uint64_t pos, uint64_
 
     if ((end - 1) / fs->block != idx)
         return 0;
-    r = blockfd_get(fs, f, idx, &b);
+    r = fs_blockfd_get(fs, &f->t, idx, &b);
     if (r < 0)
         return r == -ENOENT ? r : 0;
     if (!b->sized && fstat(b->fd, &st) == 0 && (uint64_t)st.st_size == b->len)
         b->sized = 1; /* set once, always to 1: a benign race between readers */
     if (!b->sized || boff + (end - pos) > b->len) {
-        blockfd_unref(f, b);
+        fs_blockfd_unref(b);
         return 0;
     }
     ref->fd = b->fd;
@@ -229,8 +132,9 @@ static int read_ref(struct bfs_fs *fs, struct bfs_file *f, uint64_t pos, uint64_
 
 void bfs_fs_read_ref_done(struct bfs_file *f, struct bfs_read_ref *ref)
 {
+    (void)f; /* not touched: the handle may be released already (blockfds.c note 3) */
     if (ref->hold)
-        blockfd_unref(f, ref->hold);
+        fs_blockfd_unref(ref->hold);
     ref->hold = NULL;
 }
 
@@ -456,7 +360,6 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
         fs_wfile_maybe_drop(fs, w);
         fs_wfile_put(fs, w);
     }
-    blockfds_close(f);
     pthread_mutex_destroy(&f->lock);
     free(f->t.key);
     free(f);

@@ -164,6 +164,16 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
     return got;
 }
 
+void bfs_store_block_hit(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                         int touch)
+{
+    struct store_conn *c = touch ? store_conn(s) : NULL;
+
+    atomic_fetch_add(&s->hits, 1);
+    if (c)
+        (void)find(s, c, ino, etag, idx);
+}
+
 void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx)
 {
     struct store_conn *c = store_conn(s);

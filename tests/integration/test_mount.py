@@ -1139,11 +1139,11 @@ class CacheTest(MountTestCase):
         self.assertLessEqual(on_disk, 9 * MiB, "%d bytes of blocks on disk after unmount" % on_disk)
 
     def test_evicted_block_read_through_kept_descriptor(self):
-        """A handle keeps the block file it reads open: after eviction
-        unlinked that file, reads inside the block through the handle still
-        return its bytes, from the descriptor (no GET); a block it does not
-        hold is fetched again."""
-        a, b = os.urandom(3 * MiB), os.urandom(20 * MiB)
+        """Block files read lately stay open (a table of at least 16): after
+        eviction unlinked one, reads inside that block still return its
+        bytes, from the descriptor (no GET); a block not held is fetched
+        again."""
+        a, b = os.urandom(3 * MiB), os.urandom(12 * MiB)  # 8 MiB cache < 13 blocks < 16
         self.put_many({"a.bin": a, "b.bin": b})
         with self.mount(opts={"cache_size": "8M", "block_size": "1M"}) as m:
             fd = os.open(m.path("t", "a.bin"), os.O_RDONLY)
@@ -1167,9 +1167,10 @@ class CacheTest(MountTestCase):
         self.assertEqual(len(glob.glob(block0)), 1, "block 0 cached: %s" % block0)
         hits = m.stats()["cache"]["hits"]
         self.assertBytes(os.pread(fd, 4096, 64 * KiB), a[64 * KiB:][:4096],
-                         "second read (from the cache; the handle keeps the file open)")
+                         "second read (from the cache; the block file stays open)")
         self.assertEqual(m.stats()["cache"]["hits"], hits + 1)
         # another file pushes every block of a.bin out of the 8 MiB cache
+        # (not out of the table of open files)
         self.assertEqual(file_md5(m.path("t", "b.bin")), (md5hex(b), len(b)))
         s1 = m.stats()
         self.assertGreater(s1["cache"]["evictions"], 0, s1)
@@ -1185,7 +1186,7 @@ class CacheTest(MountTestCase):
                          "the evicted block was read through the kept descriptor, "
                          "not fetched again: %r" % s2)
         self.assertGreaterEqual(s2["block_fd_reuses"] - s1["block_fd_reuses"], 4, s2)
-        # a block the handle does not hold comes from S3 again, right
+        # a block not held open comes from S3 again, right
         off = 2 * MiB + 5
         self.assertBytes(os.pread(fd, 4096, off), a[off:off + 4096], "block 2, fetched again")
         self.assertGreater(m.stats()["ranged_gets"], s2["ranged_gets"])
