@@ -188,6 +188,12 @@ int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uin
  * caller has the data already. */
 int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                         const void *data, size_t len);
+/* Stores a block whose bytes are the file at from, len bytes long, by
+ * renaming it into the cache (same file system; the caller must never
+ * write to it again). On failure from stays where it was, unless it was
+ * moved already (then it is gone). */
+int bfs_store_block_adopt(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                          const char *from, size_t len);
 /* Drops every block of ino whose ETag is not keep_etag (NULL: all). */
 int bfs_store_blocks_drop(struct bfs_store *s, uint64_t ino, const char *keep_etag);
 

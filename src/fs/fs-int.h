@@ -342,11 +342,14 @@ void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t s
 
 /* Records an open handle (so that bfs_fs_free can release leftovers). */
 void fs_file_track(struct bfs_fs *fs, struct bfs_file *f);
-/* read.c: copies the first size bytes of fd (a file just uploaded as etag)
- * into the block cache, so that reading back what was written costs no
- * download. Files above FS_IMPORT_MAX are left to be fetched on demand. */
+/* read.c: puts a file just uploaded as etag (size bytes, its sealed
+ * staging file at path, open as fd) into the block cache, so that reading
+ * back what was written costs no download: a file of one block is moved
+ * there (path is gone after), a larger one copied. Files above
+ * FS_IMPORT_MAX are left to be fetched on demand. */
 #define FS_IMPORT_MAX (64ull << 20)
-void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd, uint64_t size);
+void fs_blocks_import(struct bfs_fs *fs, uint64_t ino, const char *etag, int fd,
+                      const char *path, uint64_t size);
 
 /* ---- upload.c ---- */
 int fs_uploader_start(struct bfs_fs *fs, int nthreads);

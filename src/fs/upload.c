@@ -316,6 +316,7 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
 {
     int finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1, undo = 0;
     struct bfs_node n;
+    char path[4096];
 
     atomic_fetch_add(&fs->up.uploaded, 1);
     atomic_fetch_add(&fs->up.bytes, u->size);
@@ -334,11 +335,12 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             n.fetched_ns = bfs_now_ns();
             n.meta |= BFS_META_HEADED;
             (void)bfs_store_node_update(fs->store, &n);
-            /* under w->lock: no write can change the staging file meanwhile */
-            fs_blocks_import(fs, u->ino, n.etag, w->fd, u->size);
+            /* under w->lock: no write can change the staging file meanwhile,
+             * and it is sealed (gen == u->gen): a later write copies it */
+            bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
+            fs_blocks_import(fs, u->ino, n.etag, w->fd, path, u->size);
         }
         if (w->gen > u->gen) { /* a newer generation took over: this file is done */
-            char path[4096];
             bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
             (void)unlink(path);
         }

@@ -254,21 +254,21 @@ static int write_file(const char *path, const void *data, size_t len)
     return r;
 }
 
-int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
-                        const void *data, size_t len)
+/* Caches a block whose bytes are data, or the file at from (renamed into
+ * place): reserves its bytes under the limit, makes the file, indexes it. */
+static int place(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                 const void *data, const char *from, size_t len)
 {
     struct store_conn *c = store_conn(s);
     sqlite3_stmt *st;
     char path[4096];
-    int64_t old;
     int r;
 
     if (!c)
         return -EIO;
     if (len > s->limit / 4)
         return -EFBIG; /* a cache this small would only thrash */
-    old = find(s, c, ino, etag, idx);
-    if (old >= 0)
+    if (find(s, c, ino, etag, idx) >= 0)
         return 0; /* another reader cached it first */
     /* Reserve the bytes before writing, so that concurrent writers (the
      * read-ahead workers) cannot all pass the check and overshoot the limit
@@ -281,10 +281,14 @@ int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uin
         }
     }
     block_path(s, ino, etag, idx, path, sizeof(path));
-    r = write_file(path, data, len);
-    if (r == -ENOSPC || r == -EDQUOT) {
-        evict(s, c); /* the disk is fuller than our limit thinks: make room, try once more */
+    if (from) {
+        r = rename(from, path) < 0 ? -errno : 0;
+    } else {
         r = write_file(path, data, len);
+        if (r == -ENOSPC || r == -EDQUOT) {
+            evict(s, c); /* the disk is fuller than our limit thinks: make room, try again */
+            r = write_file(path, data, len);
+        }
     }
     st = r == 0 ? store_stmt(c, ST_BLOCK_PUT) : NULL;
     if (r == 0 && !st)
@@ -294,15 +298,28 @@ int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uin
         sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
         sqlite3_bind_int64(st, 5, bfs_now_ns());
         r = store_exec(st);
+        if (r < 0)
+            (void)unlink(path);
     }
     if (r < 0) {
-        (void)unlink(path);
         atomic_fetch_sub(&s->cache_bytes, len);
         atomic_fetch_add(&s->write_failures, 1);
         return r;
     }
     atomic_fetch_add(&s->blocks, 1);
     return 0;
+}
+
+int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                        const void *data, size_t len)
+{
+    return place(s, ino, etag, idx, data, NULL, len);
+}
+
+int bfs_store_block_adopt(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                          const char *from, size_t len)
+{
+    return place(s, ino, etag, idx, NULL, from, len);
 }
 
 int bfs_store_blocks_drop(struct bfs_store *s, uint64_t ino, const char *keep_etag)

@@ -327,7 +327,10 @@ class FileWriteTest(WriteTestCase):
     def test_read_back_after_upload_costs_no_download(self):
         """A file read back after its upload (a pipeline writing a result and
         loading it again) is served from the block cache the upload filled."""
-        files = {"result.csv": os.urandom(5 * MiB + 123), "model.pkl": os.urandom(40 * MiB)}
+        # small files and a file of exactly one block: their staging files
+        # become cache blocks (moved, not copied); the larger ones are copied
+        files = {"result.csv": os.urandom(5 * MiB + 123), "model.pkl": os.urandom(40 * MiB),
+                 "small.json": os.urandom(16 * KiB), "one.bin": os.urandom(MiB)}
         cache = os.path.join(self.tmp, "cache")
         with self.mount(opts={"cache_dir": cache}) as m:
             for name, data in files.items():
@@ -343,6 +346,13 @@ class FileWriteTest(WriteTestCase):
             s = m.stats()
             self.assertEqual(s["by_op"]["get"] - before, 0,
                              "GETs to read back files just uploaded: %r" % s)
+            # written again after the move: the new version is a copy, the
+            # cached block of the old one keeps its bytes
+            with open(m.path("t", "small.json"), "r+b") as f:
+                f.seek(100)
+                f.write(b"changed")
+            files["small.json"] = files["small.json"][:100] + b"changed" + files["small.json"][107:]
+            self.assertBytes(read_all(m.path("t", "small.json")), files["small.json"], "rewritten")
             m.unmount_wait()
         with self.mount(opts={"cache_dir": cache}) as m:  # and after a remount
             for name, data in files.items():
