@@ -82,11 +82,22 @@ struct bfs_read_ref {
     size_t len;
     void *hold;  /* NULL: no reference was given */
 };
+/* An answer a read may send before it returns: a read of a block that is
+ * not cached can be answered from inside the block's GET, once its own
+ * bytes arrived, while the rest of the block still comes. reply then ran
+ * (from the reading thread) and replied is set: the caller sends nothing
+ * more, and must not use the handle again (it may have been released). */
+struct bfs_read_early {
+    void (*reply)(void *ctx, const char *buf, size_t n);
+    void *ctx;
+    int replied;
+};
 /* bfs_fs_read, except that when the bytes lie in one cached block it may
  * fill *ref instead of buf (and return 0): the caller sends ref->len bytes
- * from ref->fd at ref->off, then calls bfs_fs_read_ref_done. */
+ * from ref->fd at ref->off, then calls bfs_fs_read_ref_done; and with
+ * early (may be NULL) it may answer early (above). */
 ssize_t bfs_fs_read_zc(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off,
-                       struct bfs_read_ref *ref);
+                       struct bfs_read_ref *ref, struct bfs_read_early *early);
 void bfs_fs_read_ref_done(struct bfs_file *f, struct bfs_read_ref *ref);
 void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f);
 

@@ -12,13 +12,16 @@
  * reader waits for the bytes it asked for, not for the whole block. The
  * first read of a handle has its fetch run by an idle worker while it
  * waits, so that it returns after the first piece of its block (time to
- * first byte); other readers that wait are those of blocks fetched by
- * read-ahead or by another reader.
+ * first byte); a later read that misses runs the GET itself and is
+ * answered from inside it once its bytes arrived (struct inflight_early),
+ * so that its caller goes on while the rest of the block comes; other
+ * readers wait for blocks fetched by read-ahead or by another reader.
  *
  * Sequential reading (each read starting where the last ended), from the
  * second read on, starts read-ahead: the next read_ahead blocks are
  * fetched by the worker pool, several GETs in flight, so that by the time
- * the reader asks for them they are in the cache. Random reads fetch only the blocks they touch.
+ * the reader asks for them they are in the cache. Random reads fetch only
+ * the blocks they touch.
  *
  * Memory: a fetch holds one block buffer until it is cached and its last
  * reader is done, so memory is bounded by (FUSE threads + workers) x block
@@ -104,6 +107,13 @@ static int sink_write(void *ctx, const void *p, size_t n)
 
         memcpy(in->data + fc->pos + skip, (const char *)p + skip, n - skip);
         publish(fc->fs, in, end);
+        if (in->early && end >= in->early->need) {
+            struct inflight_early *e = in->early;
+
+            in->early = NULL;
+            e->fn(e, in->data); /* data[0, end) is final (invariant 5) */
+            e->done = 1;
+        }
     }
     fc->pos = end;
     return 0;
@@ -213,8 +223,8 @@ static struct inflight *inflight_new(struct bfs_fs *fs, const struct target *t, 
     return in;
 }
 
-struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint64_t idx,
-                                 int async)
+static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                       int async, struct inflight_early *e)
 {
     struct inflight *in;
 
@@ -228,10 +238,24 @@ struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint
         return in;
     }
     in = inflight_new(fs, t, idx);
+    if (in)
+        in->early = e;
     pthread_mutex_unlock(&fs->lock);
     if (in && (!async || fetch_async(fs, t, in) < 0))
         run_fetch(fs, t, in);
     return in;
+}
+
+struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                 int async)
+{
+    return inflight_start(fs, t, idx, async, NULL);
+}
+
+struct inflight *fs_inflight_get_early(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                       struct inflight_early *e)
+{
+    return inflight_start(fs, t, idx, 0, e);
 }
 
 ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need)

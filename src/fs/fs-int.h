@@ -88,8 +88,19 @@ struct inflight {
     size_t wake_at;           /* guarded by fs->lock: the fewest bytes a waiter
                                * needs; publish wakes nobody before that */
     int refs;                 /* guarded by fs->lock */
+    struct inflight_early *early; /* the fetcher's own reader, answered from the
+                               * sink (fetch.c); only the fetcher's thread */
     pthread_cond_t cond;
     struct inflight *next;    /* guarded by fs->lock */
+};
+
+/* A reader that runs its block's GET itself and is answered from inside
+ * it, once data[0, need) arrived, while the rest of the block keeps coming
+ * (read.c; a random reader's next read need not wait for it). */
+struct inflight_early {
+    size_t need;
+    void (*fn)(struct inflight_early *e, const char *data);
+    int done;                 /* fn ran */
 };
 
 struct task {
@@ -269,6 +280,7 @@ struct bfs_fs {
                                * when the kernel went away without releasing them */
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets, block_fd_reuses;
+    atomic_uint_fast64_t early_answers; /* reads answered from inside their GET */
 };
 
 /* ---- inode.c ---- */
@@ -333,6 +345,10 @@ int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
  * otherwise (or with no idle worker) the caller runs it. NULL: no memory. */
 struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint64_t idx,
                                  int async);
+/* fs_inflight_get without a worker, calling e->fn from the GET once its
+ * bytes arrived, when this call starts the fetch (e->done tells). */
+struct inflight *fs_inflight_get_early(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                       struct inflight_early *e);
 /* Waits until in->data[0, need) arrived or the fetch ended; returns the
  * bytes that arrived (>= need on success) or the fetch's negative errno. */
 ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need);

@@ -76,13 +76,55 @@ static ssize_t read_cached(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, 
     return got;
 }
 
+/* A read answered from inside the GET of its block (struct inflight_early). */
+struct early_read {
+    struct inflight_early e; /* first: the callback gets &e */
+    struct bfs_fs *fs;
+    struct bfs_file *f;      /* not touched once answered: it may be released */
+    struct bfs_read_early *user;
+    uint64_t off;            /* the read's */
+    uint32_t boff;
+    size_t want;
+};
+
+static void early_answer(struct inflight_early *e, const char *data)
+{
+    struct early_read *er = (struct early_read *)e;
+
+    fs_read_track(er->fs, er->f, er->off, er->want); /* before the handle may go */
+    atomic_fetch_add(&er->fs->early_answers, 1);
+    er->user->reply(er->user->ctx, data + er->boff, er->want);
+}
+
+/* The fetch of block idx run here, answering the read from inside it when
+ * its bytes arrived (early->replied). The GET gets a copy of the target:
+ * the handle may be released while the rest of the block comes. */
+static struct inflight *fetch_early(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
+                                    uint32_t boff, size_t want, struct bfs_read_early *early)
+{
+    struct early_read er = {.e = {.need = (size_t)boff + want, .fn = early_answer}, .fs = fs,
+                            .f = f, .user = early, .off = idx * fs->block + boff, .boff = boff,
+                            .want = want};
+    struct target t = f->t;
+    struct inflight *in;
+
+    t.key = strdup(f->t.key);
+    if (!t.key)
+        return NULL;
+    in = fs_inflight_get_early(fs, &t, idx, &er.e);
+    free(t.key);
+    early->replied = er.e.done;
+    return in;
+}
+
 /* Reads want bytes at boff of block idx from its fetch, as soon as they
  * have arrived. Only a handle's first read has its GET run by a worker, to
  * return after its own bytes (time to first byte); later misses run it
  * here: handing it to a worker costs two wake-ups, which on a busy machine
- * cost more than the rest of the block (random reads, A/B on RGW). */
+ * cost more than the rest of the block (random reads, A/B on RGW). With
+ * early, such a read is answered from inside its GET (fetch_early). */
 static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
-                            char *buf, size_t want)
+                            char *buf, size_t want, struct bfs_read_early *early)
 {
     struct inflight *in;
     ssize_t got;
@@ -91,9 +133,14 @@ static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
     pthread_mutex_lock(&f->lock);
     first = f->next_off == 0; /* nothing read through this handle yet */
     pthread_mutex_unlock(&f->lock);
-    in = fs_inflight_get(fs, &f->t, idx, first);
+    in = early && !first ? fetch_early(fs, f, idx, boff, want, early)
+                         : fs_inflight_get(fs, &f->t, idx, first);
     if (!in)
         return -ENOMEM;
+    if (early && early->replied) {
+        fs_inflight_unref(fs, in);
+        return (ssize_t)want;
+    }
     got = fs_inflight_wait(fs, in, (size_t)boff + want);
     if (got >= 0) {
         got = boff >= (size_t)got ? 0 : (ssize_t)((size_t)got - boff);
@@ -149,11 +196,11 @@ void bfs_fs_read_ref_done(struct bfs_file *f, struct bfs_read_ref *ref)
 
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off)
 {
-    return bfs_fs_read_zc(fs, f, buf, size, off, NULL);
+    return bfs_fs_read_zc(fs, f, buf, size, off, NULL, NULL);
 }
 
 ssize_t bfs_fs_read_zc(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off,
-                       struct bfs_read_ref *ref)
+                       struct bfs_read_ref *ref, struct bfs_read_early *early)
 {
     uint64_t pos = (uint64_t)off, end;
     size_t done = 0;
@@ -185,8 +232,11 @@ ssize_t bfs_fs_read_zc(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t 
         ssize_t got = r == -ENOENT ? r : read_cached(fs, f, idx, boff, buf + done, want);
 
         r = 0; /* read_ref's answer was about the first block only */
-        if (got == -ENOENT)
-            got = read_fetched(fs, f, idx, boff, buf + done, want);
+        if (got == -ENOENT) /* early only for a read that lies in this block */
+            got = read_fetched(fs, f, idx, boff, buf + done, want,
+                               done == 0 && pos + want == end ? early : NULL);
+        if (early && early->replied)
+            return got; /* answered: f may be released already */
         if (done == 0) /* after this read's own GET gave its first bytes: read-ahead
                         * started before would compete with it */
             fs_read_track(fs, f, (uint64_t)off, (size_t)(end - (uint64_t)off));

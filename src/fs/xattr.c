@@ -59,7 +59,7 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                             "\"hits\":%llu,\"misses\":%llu,\"evictions\":%llu,"
                             "\"write_failures\":%llu},\"skipped_keys\":%llu,"
                             "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
-                            "\"block_fd_reuses\":%llu,"
+                            "\"block_fd_reuses\":%llu,\"early_answers\":%llu,"
                             "\"uploaded\":%llu,\"uploaded_bytes\":%llu,"
                             "\"upload_failures\":%llu,\"uptime_s\":%lld,"
                             "\"version\":\"%s\"}",
@@ -71,6 +71,7 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                          (unsigned long long)atomic_load(&fs->readahead_blocks),
                          (unsigned long long)atomic_load(&fs->ranged_gets),
                          (unsigned long long)atomic_load(&fs->block_fd_reuses),
+                         (unsigned long long)atomic_load(&fs->early_answers),
                          (unsigned long long)atomic_load(&fs->up.uploaded),
                          (unsigned long long)atomic_load(&fs->up.bytes),
                          (unsigned long long)atomic_load(&fs->up.failures),

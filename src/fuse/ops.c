@@ -217,10 +217,16 @@ static void reply_ref(fuse_req_t req, const struct bfs_read_ref *ref)
     (void)fuse_reply_data(req, &bv, 0);
 }
 
+static void reply_early(void *ctx, const char *buf, size_t n)
+{
+    fuse_reply_buf(ctx, buf, n);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct bfs_file *f = (struct bfs_file *)(uintptr_t)fi->fh;
+    struct bfs_read_early early = {.reply = reply_early, .ctx = req};
     struct bfs_read_ref ref;
     char *buf = malloc(size ? size : 1);
     ssize_t n;
@@ -232,7 +238,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     /* small reads copy: splice's extra system calls (vmsplice, two
      * splices) cost more than copying a few KiB */
-    n = bfs_fs_read_zc(fs_of(req), f, buf, size, off, size >= SPLICE_MIN ? &ref : NULL);
+    n = bfs_fs_read_zc(fs_of(req), f, buf, size, off, size >= SPLICE_MIN ? &ref : NULL, &early);
+    if (early.replied) {
+        free(buf); /* answered from inside the GET; f may be gone */
+        return;
+    }
     if (n == 0 && size >= SPLICE_MIN && ref.hold) {
         reply_ref(req, &ref);
         bfs_fs_read_ref_done(f, &ref);

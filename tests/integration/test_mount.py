@@ -855,43 +855,71 @@ class DataTest(MountTestCase):
                         self.assertBytes(got, data[off:off + ln],
                                          "pread(%d bytes at %d) [seed %d]" % (ln, off, seed))
 
+    def run_readers(self, nthreads, fn):
+        """fn(rnd) in nthreads threads; returns the errors they reported."""
+        errors = []
+
+        def worker(seed):
+            try:
+                fn(random.Random(seed))
+            except (OSError, AssertionError) as e:
+                errors.append("thread %d: %s" % (seed, e))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(nthreads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertFalse(any(t.is_alive() for t in threads), "readers still blocked after 120 s")
+        return errors
+
     def test_open_read_close_from_many_threads(self):
-        """Handles released right after large reads (answered from kept block
-        files by splice): the daemon must not touch a released handle (a hang
-        and a crash once; under AddressSanitizer a use after free)."""
-        size = 6 * MiB
+        """Handles released right after reads the daemon answers before it is
+        done with them: a read of a missing block answered from inside its
+        GET (the rest of the block still coming), and large reads of cached
+        blocks spliced from their files. The daemon must not touch a released
+        handle (a hang and a crash once; under AddressSanitizer a use after
+        free)."""
+        size = 8 * MiB
         data = os.urandom(size)
         self.put("shared.bin", data)
-        errors = []
-        with self.mount() as m:
+        with self.mount(opts={"block_size": "128K"}) as m:
             p = m.path("t", "shared.bin")
-            file_md5(p)  # every block cached: reads go by splice from block files
 
-            def worker(seed):
-                rnd = random.Random(seed)
-                try:
-                    for _ in range(200):
-                        fd = os.open(p, os.O_RDONLY)
-                        try:
-                            off = rnd.randrange(0, size - 128 * KiB) & ~4095
-                            got = os.pread(fd, 128 * KiB, off)
-                        finally:
-                            os.close(fd)
-                        if got != data[off:off + 128 * KiB]:
-                            errors.append("thread %d: 128 KiB at %d differ" % (seed, off))
-                            return
-                except OSError as e:
-                    errors.append("thread %d: %s" % (seed, e))
+            def cold(rnd):  # the second read of a handle answers from its GET
+                for _ in range(12):
+                    fd = os.open(p, os.O_RDONLY)
+                    try:
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                        offs = [rnd.randrange(0, size - 4096) for _ in range(2)]
+                        got = [os.pread(fd, 4096, off) for off in offs]
+                    finally:
+                        os.close(fd)
+                    for off, b in zip(offs, got):
+                        if b != data[off:off + 4096]:
+                            raise AssertionError("4 KiB at %d differ" % off)
 
-            threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-            self.assertFalse(any(t.is_alive() for t in threads), "readers still blocked after 120 s")
-            self.assertEqual(errors, [])
+            self.assertEqual(self.run_readers(8, cold), [])
+            s0 = m.stats()
+            self.assertGreater(s0["early_answers"], 0,
+                               "no read was answered from inside its GET: %r" % s0)
+            file_md5(p)  # every block cached: large reads go by splice from block files
+
+            def warm(rnd):
+                for _ in range(200):
+                    fd = os.open(p, os.O_RDONLY)
+                    try:
+                        off = rnd.randrange(0, size - 128 * KiB) & ~4095
+                        got = os.pread(fd, 128 * KiB, off)
+                    finally:
+                        os.close(fd)
+                    if got != data[off:off + 128 * KiB]:
+                        raise AssertionError("128 KiB at %d differ" % off)
+
+            self.assertEqual(self.run_readers(16, warm), [])
             s = m.stats()
-            self.assertGreater(s["cache"]["hits"], s["cache"]["misses"],
+            self.assertGreater(s["cache"]["hits"] - s0["cache"]["hits"],
+                               s["cache"]["misses"] - s0["cache"]["misses"],
                                "the reads were not answered from the cache: %r" % s["cache"])
 
     def test_first_read_starts_no_read_ahead(self):
