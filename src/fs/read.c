@@ -118,11 +118,13 @@ static struct inflight *fetch_early(struct bfs_fs *fs, struct bfs_file *f, uint6
 }
 
 /* Reads want bytes at boff of block idx from its fetch, as soon as they
- * have arrived. Only a handle's first read has its GET run by a worker, to
- * return after its own bytes (time to first byte); later misses run it
- * here: handing it to a worker costs two wake-ups, which on a busy machine
- * cost more than the rest of the block (random reads, A/B on RGW). With
- * early, such a read is answered from inside its GET (fetch_early). */
+ * have arrived. With early, the GET runs here and answers the read from
+ * inside (fetch_early): it returns after its own bytes (time to first
+ * byte) and the caller goes on while the rest of the block comes, without
+ * handing the GET to a worker (two wake-ups, which on a busy machine cost
+ * more than the rest of the block: random reads, A/B on RGW). Without
+ * early, a handle's first read has a worker run its GET, for its time to
+ * first byte; later ones run it here. */
 static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx, uint32_t boff,
                             char *buf, size_t want, struct bfs_read_early *early)
 {
@@ -133,8 +135,8 @@ static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
     pthread_mutex_lock(&f->lock);
     first = f->next_off == 0; /* nothing read through this handle yet */
     pthread_mutex_unlock(&f->lock);
-    in = early && !first ? fetch_early(fs, f, idx, boff, want, early)
-                         : fs_inflight_get(fs, &f->t, idx, first);
+    in = early ? fetch_early(fs, f, idx, boff, want, early)
+               : fs_inflight_get(fs, &f->t, idx, first);
     if (!in)
         return -ENOMEM;
     if (early && early->replied) {
