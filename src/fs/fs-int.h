@@ -228,11 +228,13 @@ struct upload_queue {
 };
 
 struct uploader {
-    pthread_mutex_t lock;     /* guards the queues and stop */
+    pthread_mutex_t lock;     /* guards the queues, dropped and stop */
     pthread_cond_t cond;
     struct upload_queue now;  /* due at once: fsync, retries, recovery */
     struct upload_queue later; /* closed files, due upload_delay_ms after
                                 * close; one delay for all keeps it in order */
+    int dropped;              /* a push failed (no memory): the next retry
+                               * scan queues rows whose wfile says queued */
     int stop;
     int nthreads;             /* immutable */
     pthread_t threads[8];

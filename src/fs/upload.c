@@ -138,9 +138,12 @@ static void enqueue(struct bfs_fs *fs, uint64_t ino, int64_t delay_ms)
     struct uploader *up = &fs->up;
 
     pthread_mutex_lock(&up->lock);
-    /* on failure the retry scan finds the journal row later */
+    /* on failure the retry scan finds the journal row later, though its
+     * wfile says queued (dropped) */
     if (queue_push(delay_ms > 0 ? &up->later : &up->now, ino, bfs_mono_ms() + delay_ms) == 0)
         pthread_cond_signal(&up->cond);
+    else
+        up->dropped = 1;
     pthread_mutex_unlock(&up->lock);
 }
 
@@ -435,10 +438,18 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
     fs_wfile_put(fs, w);
 }
 
-/* Queues journal rows whose retry time has come and that are not queued. */
+struct scan {
+    struct bfs_fs *fs;
+    int dropped; /* a push failed since the last scan: "queued" may be untrue */
+};
+
+/* Queues journal rows whose retry time has come and that are not queued
+ * (or, after a failed push, that are not uploading: a second entry for an
+ * inode finds nothing left to send). */
 static int requeue_due(void *ctx, const struct bfs_upload *u)
 {
-    struct bfs_fs *fs = ctx;
+    struct scan *sc = ctx;
+    struct bfs_fs *fs = sc->fs;
     struct wfile *w;
     int go = 0;
 
@@ -447,7 +458,7 @@ static int requeue_due(void *ctx, const struct bfs_upload *u)
     w = fs_wfile_find(fs, u->ino);
     if (w) {
         pthread_mutex_lock(&w->lock);
-        go = !w->uploading && !w->queued;
+        go = !w->uploading && (!w->queued || sc->dropped);
         if (go)
             w->queued = 1;
         pthread_mutex_unlock(&w->lock);
@@ -482,9 +493,12 @@ static uint64_t next_due(struct bfs_fs *fs, int64_t *last_scan)
         if (up->stop)
             break;
         if (now >= wake) {
+            struct scan sc = {.fs = fs, .dropped = up->dropped};
+
             *last_scan = now;
+            up->dropped = 0;
             pthread_mutex_unlock(&up->lock);
-            (void)bfs_store_uploads(fs->store, requeue_due, fs);
+            (void)bfs_store_uploads(fs->store, requeue_due, &sc);
             pthread_mutex_lock(&up->lock);
             continue;
         }
