@@ -4,8 +4,9 @@ injects the failures networks and servers produce, following a plan.
 
     faultproxy.py --upstream http://127.0.0.1:PORT --port-file F --log L --plan PLAN
 
-PLAN is a comma-separated list of METHOD:FAULT items (METHOD may be *, and
-METHOD@TEXT matches only requests whose path contains TEXT). Each request
+PLAN is a comma-separated list of METHOD:FAULT items (METHOD may be *,
+METHOD@TEXT matches only requests whose path contains TEXT, and
+METHOD@?TEXT only those whose query string contains TEXT). Each request
 takes the first unused item whose method matches, and gets its fault
 instead of (or on top of) the real answer; requests with no matching item
 are forwarded untouched. Faults:
@@ -16,6 +17,9 @@ are forwarded untouched. Faults:
     truncate        forward, but send only half of the body, then close
     stall           read the request, then send nothing for 60 s
     200error        answer 200 with an <Error> document (CopyObject style)
+    hold            forward at once, answer 3 s later (a reply that arrives
+                    after what happened meanwhile)
+    pass            forward untouched (to let earlier matching requests by)
 The log gets one line per request: "METHOD PATH -> FAULT|forwarded STATUS".
 The Host header is forwarded as the client sent it, so SigV4 signatures made
 for the proxy's address still verify at the server.
@@ -30,11 +34,15 @@ plan = []
 log = None
 
 
-def take(method, path):
+def take(method, target):
+    path, _, query = target.partition("?")
     with lock:
         for i, (m, fault) in enumerate(plan):
             m, _, text = m.partition("@")
-            if m in ("*", method) and text in path:
+            where = path
+            if text.startswith("?"):
+                where, text = query, text[1:]
+            if m in ("*", method) and text in where:
                 del plan[i]
                 return fault
     return None
@@ -90,7 +98,7 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             method, target, headers, body = req
             path = target.split("?")[0]
-            fault = take(method, path)
+            fault = take(method, target)
             if self.server.log_headers:
                 shown = [f"{k.lower()}={v}" for k, v in headers
                          if k.lower().startswith(self.server.log_headers)]
@@ -114,6 +122,9 @@ class Handler(socketserver.StreamRequestHandler):
                 self.answer(200, "OK", error_doc("InternalError", "injected after 200"))
                 continue
             status, reason, rheaders, rbody = self.forward(method, target, headers, body)
+            if fault == "hold":
+                note(f"{method} {path} -> hold {status}")
+                time.sleep(3)
             if fault == "truncate" and len(rbody) > 1:
                 note(f"{method} {path} -> truncate {status}")
                 head = f"HTTP/1.1 {status} {reason}\r\n"

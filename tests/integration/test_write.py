@@ -1804,6 +1804,31 @@ class FailureTest(WriteTestCase):
         self.assertObject("kept.bin", data=data)
 
 
+    def test_listing_sent_before_an_upload_ended(self):
+        """A LIST sent before an upload finished, answered after it (held by
+        the proxy), must not make the uploaded file vanish: its snapshot is
+        older than the file's row (b66555c; random ops on RGW found it)."""
+        self.put("d/old.csv", b"old\n")
+        self.put("dummy.txt", b"x")
+        # the first LIST under d/ passes (lookup of d), the next is held 3 s
+        proxy = self.proxy("GET@?%2Fd%2F:pass,GET@?%2Fd%2F:hold")
+        with self.mount(opts={"endpoint": proxy.url, "metadata_ttl": "2",
+                              "upload_delay": "3s"}) as m:
+            t = lambda *a: m.path("t", *a)  # noqa: E731
+            os.unlink(t("dummy.txt"))  # the mount's first page of keys goes
+            t0 = time.monotonic()
+            write_file(t("d", "new.csv"), b"new\n")  # uploaded 3 s after close
+            time.sleep(max(0.0, t0 + 2.2 - time.monotonic()))  # d's listing is stale
+            names = os.listdir(t("d"))  # LIST now, answered after the upload
+            held = [l for l in proxy.lines() if "-> hold" in l]
+            self.assertEqual(len(held), 1, "the proxy held no LIST: %r" % proxy.lines())
+            self.assertIsNotNone(self.head("d/new.csv"), "uploaded while the LIST was held")
+            self.assertIn("new.csv", names, "listing after the held LIST")
+            self.assertEqual(read_all(t("d", "new.csv")), b"new\n")
+            m.unmount_wait()
+        self.assertEqual(self.rel_keys(), ["d/new.csv", "d/old.csv"])
+
+
 # ------------------------------------------------------------------- big
 class BigFileTest(WriteTestCase):
 
