@@ -322,7 +322,9 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w);
 int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size);
 /* Metadata changed: commit it (as a new generation) unless writers will. */
 int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w);
-/* Moves a sealed wfile to gen+1 with the same bytes (metadata change). */
+/* Moves a sealed wfile to gen+1 with the same bytes (metadata change):
+ * a hard link when no writer has it open (the caller commits at once), a
+ * copy otherwise. Caller holds w->lock. */
 int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w);
 ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
                        off_t off);

@@ -302,7 +302,10 @@ int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w)
 
     if (!w->sealed)
         return 0;
-    /* same bytes, new name: a hard link is enough */
+    if (w->writers > 0) /* writes would follow into the file gen's upload reads */
+        return unseal(fs, w);
+    /* same bytes, new name: a hard link is enough (the commit that follows
+     * seals gen+1 again before anything can write to it) */
     bfs_store_staging_path(fs->store, w->ino, w->gen, from, sizeof(from));
     bfs_store_staging_path(fs->store, w->ino, w->gen + 1, to, sizeof(to));
     (void)unlink(to);

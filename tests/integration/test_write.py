@@ -362,6 +362,25 @@ class FileWriteTest(WriteTestCase):
         for name, data in files.items():
             self.assertObject(name, data=data)
 
+    def test_chmod_while_open_keeps_committed_bytes(self):
+        """A file closed (committed, upload pending), opened for writing,
+        chmod-ed and written: the pending upload sends what was closed, not
+        the bytes written since (they go in the next upload)."""
+        a, b = os.urandom(300 * KiB), os.urandom(1000)
+        with self.mount(opts={"upload_delay": "1s"}) as m:
+            p = m.path("t", "f.bin")
+            write_file(p, a)
+            fd = os.open(p, os.O_WRONLY)
+            try:
+                os.fchmod(fd, 0o600)
+                os.pwrite(fd, b, 0)
+                self.wait_until(lambda: self.head("f.bin") is not None, 20, "first upload")
+                self.assertBytes(self.get("f.bin"), a, "the upload of what was closed")
+            finally:
+                os.close(fd)
+            m.unmount_wait()
+        self.assertObject("f.bin", data=b + a[len(b):], mode=stat.S_IFREG | 0o600)
+
     def test_new_files(self):
         """New files of several sizes and types: mode, uid, gid, mtime and
         Content-Type in S3; readers see the data before it is uploaded."""
