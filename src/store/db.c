@@ -165,39 +165,14 @@ int store_errno(int rc)
     }
 }
 
-/* Writers of this process take turns on one mutex before SQLite's lock:
- * a waiting writer then runs as soon as the lock is free, where SQLite's
- * busy handler can only sleep and try again (in cp -r of small files a
- * close, the end of an upload and a block import meet all the time). The
- * busy handler still covers other processes. A transaction holds it from
- * BEGIN to its end. */
-static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local int in_transaction;
-
-int store_write_lock(void)
-{
-    if (in_transaction)
-        return 0;
-    pthread_mutex_lock(&write_lock);
-    return 1;
-}
-
-void store_write_unlock(int locked)
-{
-    if (locked)
-        pthread_mutex_unlock(&write_lock);
-}
-
 int store_exec(sqlite3_stmt *st)
 {
-    int rc, locked;
+    int rc;
 
     if (!st)
         return -EIO;
-    locked = !sqlite3_stmt_readonly(st) && store_write_lock();
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    store_write_unlock(locked);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno(rc);
 }
 
@@ -222,18 +197,7 @@ int store_exec_args(struct store_conn *c, enum stmt_id id, const char *fmt, ...)
 
 int store_begin(struct store_conn *c)
 {
-    int r;
-
-    if (!c)
-        return -EIO;
-    pthread_mutex_lock(&write_lock);
-    in_transaction = 1;
-    r = store_exec(store_stmt(c, ST_BEGIN));
-    if (r < 0) {
-        in_transaction = 0;
-        pthread_mutex_unlock(&write_lock);
-    }
-    return r;
+    return c ? store_exec(store_stmt(c, ST_BEGIN)) : -EIO;
 }
 
 int store_end(struct store_conn *c, int r)
@@ -242,8 +206,6 @@ int store_end(struct store_conn *c, int r)
         r = store_exec(store_stmt(c, ST_COMMIT));
     if (r < 0)
         (void)store_exec(store_stmt(c, ST_ROLLBACK));
-    in_transaction = 0;
-    pthread_mutex_unlock(&write_lock);
     return r;
 }
 

@@ -118,14 +118,8 @@ static int put(struct store_conn *c, struct bfs_node *n)
 int bfs_store_node_put(struct bfs_store *s, struct bfs_node *n)
 {
     struct store_conn *c = store_conn(s);
-    int locked, r;
 
-    if (!c)
-        return -EIO;
-    locked = store_write_lock();
-    r = put(c, n);
-    store_write_unlock(locked);
-    return r;
+    return c ? put(c, n) : -EIO;
 }
 
 static void bind_attrs(sqlite3_stmt *st, const struct bfs_node *n, int first)

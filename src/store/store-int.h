@@ -57,11 +57,6 @@ int store_errno(int rc);
 int store_busy_handler(sqlite3 *db, int64_t *waited);
 /* Runs a statement that returns no rows; resets it. */
 int store_exec(sqlite3_stmt *st);
-/* Takes this process's turn to write (db.c); returns whether it took it
- * (not inside a transaction, which holds it already). Statements that
- * write through sqlite3_step themselves hold it until their reset. */
-int store_write_lock(void);
-void store_write_unlock(int locked);
 /* Binds ?1, ?2, ... from the arguments, as fmt says: 'i' an int64_t or
  * uint64_t, 't' a string (borrowed for the call), then runs statement id. */
 int store_exec_args(struct store_conn *c, enum stmt_id id, const char *fmt, ...);
