@@ -77,6 +77,20 @@ void fs_blockfd_unref(struct blockfd *b)
     }
 }
 
+/* Takes b out of the use list. Caller holds t->lock. */
+static void list_remove(struct blockfds *t, struct blockfd *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        t->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        t->tail = b->prev;
+    b->prev = b->next = NULL;
+}
+
 /* Takes b out of the hash chain and the use list. Caller holds t->lock;
  * the table's reference passes to the caller. */
 static void unlink_entry(struct blockfds *t, struct blockfd *b)
@@ -87,15 +101,8 @@ static void unlink_entry(struct blockfds *t, struct blockfd *b)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = b->hnext;
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        t->head = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
-    else
-        t->tail = b->prev;
-    b->hnext = b->prev = b->next = NULL;
+    list_remove(t, b);
+    b->hnext = NULL;
     b->cached = 0;
     t->n--;
 }
@@ -141,11 +148,7 @@ static struct blockfd *lookup(struct blockfds *t, uint64_t ino, const char *etag
         if (*touch)
             b->touched_ns = now;
         if (t->head != b) { /* most recently used first */
-            b->prev->next = b->next;
-            if (b->next)
-                b->next->prev = b->prev;
-            else
-                t->tail = b->prev;
+            list_remove(t, b);
             push_front(t, b);
         }
     }

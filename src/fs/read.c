@@ -132,11 +132,14 @@ static ssize_t read_fetched(struct bfs_fs *fs, struct bfs_file *f, uint64_t idx,
     ssize_t got;
     int first;
 
-    pthread_mutex_lock(&f->lock);
-    first = f->next_off == 0; /* nothing read through this handle yet */
-    pthread_mutex_unlock(&f->lock);
-    in = early ? fetch_early(fs, f, idx, boff, want, early)
-               : fs_inflight_get(fs, &f->t, idx, first);
+    if (early) {
+        in = fetch_early(fs, f, idx, boff, want, early);
+    } else {
+        pthread_mutex_lock(&f->lock);
+        first = f->next_off == 0; /* nothing read through this handle yet */
+        pthread_mutex_unlock(&f->lock);
+        in = fs_inflight_get(fs, &f->t, idx, first);
+    }
     if (!in)
         return -ENOMEM;
     if (early && early->replied) {
