@@ -119,8 +119,9 @@ int bfs_store_xattrs(struct bfs_store *s, uint64_t ino,
                      void *ctx);
 
 /* ---- upload journal (store/journal.c) ----
- * One row per file written here and not yet in S3, committed with
- * synchronous=FULL so that it survives power loss once close returned.
+ * One row per file written here and not yet in S3, on disk (synced) when
+ * the call that wrote it returns, so that it survives power loss once
+ * close returned. Writers at the same time share their syncs.
  * gen grows with every commit of the same inode: an upload of an older gen
  * never removes the row of a newer one. */
 
@@ -141,11 +142,19 @@ struct bfs_upload {
 };
 void bfs_upload_done(struct bfs_upload *u);
 
-/* Inserts or replaces the row of u->ino. */
-int bfs_store_upload_put(struct bfs_store *s, const struct bfs_upload *u);
+/* Inserts or replaces the row of u->ino. data (len bytes), when not NULL,
+ * is the content of the staging file of u->gen, kept in the same commit:
+ * the staging file then needs no fsync of its own, because opening the
+ * store rewrites it from the journal. Meant for small files. */
+int bfs_store_upload_put(struct bfs_store *s, const struct bfs_upload *u, const void *data,
+                         size_t len);
 int bfs_store_upload_get(struct bfs_store *s, uint64_t ino, struct bfs_upload *ret);
-/* Deletes the row if its gen is still gen: 1 deleted, 0 newer gen there. */
+/* Deletes the row if its gen is still gen: 1 deleted, 0 newer gen there.
+ * The deletion is durable on return, except for a row that holds its bytes
+ * (a power cut may bring that one back, with its bytes: sent again). */
 int bfs_store_upload_finish(struct bfs_store *s, uint64_t ino, uint64_t gen);
+/* Makes every journal change made so far durable. */
+int bfs_store_journal_sync(struct bfs_store *s);
 int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino);
 /* Records a failure of gen (no-op for a newer gen). */
 int bfs_store_upload_failed(struct bfs_store *s, uint64_t ino, uint64_t gen, int permanent,

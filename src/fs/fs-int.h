@@ -227,6 +227,11 @@ struct upload_queue {
     size_t head, count, cap;
 };
 
+/* Upload threads. Small files: RGW on 2 cores took 1000 PUTs of 16 KiB 20%
+ * faster from 8 than from 4 (curl, 16 at a time: 10% faster again); each
+ * multipart upload adds its part senders (upload.c). */
+#define UPLOADERS 8
+
 struct uploader {
     pthread_mutex_t lock;     /* guards the queues, dropped and stop */
     pthread_cond_t cond;
@@ -237,7 +242,7 @@ struct uploader {
                                * scan queues rows whose wfile says queued */
     int stop;
     int nthreads;             /* immutable */
-    pthread_t threads[8];
+    pthread_t threads[UPLOADERS];
     atomic_uint_fast64_t uploaded, bytes, failures;
 };
 

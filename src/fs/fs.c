@@ -224,7 +224,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     if (r == 0)
         r = fs_workers_start(&fs->workers, nworkers);
     if (r == 0)
-        r = fs_uploader_start(fs, 4);
+        r = fs_uploader_start(fs, UPLOADERS);
     if (r == 0 && recover)
         r = fs_wfiles_recover(fs); /* uploads a crash left in the journal */
     if (r < 0) {

@@ -499,6 +499,7 @@ static uint64_t next_due(struct bfs_fs *fs, int64_t *last_scan)
             up->dropped = 0;
             pthread_mutex_unlock(&up->lock);
             (void)bfs_store_uploads(fs->store, requeue_due, &sc);
+            (void)bfs_store_journal_sync(fs->store); /* finishes left unsynced */
             pthread_mutex_lock(&up->lock);
             continue;
         }
@@ -534,8 +535,8 @@ int fs_uploader_start(struct bfs_fs *fs, int nthreads)
 
     pthread_mutex_init(&up->lock, NULL);
     pthread_cond_init(&up->cond, NULL);
-    if (nthreads > 8)
-        nthreads = 8;
+    if (nthreads > UPLOADERS)
+        nthreads = UPLOADERS;
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&up->threads[i], NULL, uploader_main, fs) != 0)
             break;

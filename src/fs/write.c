@@ -7,9 +7,10 @@
  * the object. Reads and writes of that inode go to the staging file, so
  * every reader on this mount sees written data at once. When the last
  * writer closes (flush of its last descriptor, or release), the file is
- * fsynced, a journal row is committed with synchronous=FULL, and only then
- * does close return; the upload runs in the background (upload.c). The
- * state machine is drawn above struct wfile in fs-int.h.
+ * fsynced (or, when small, its bytes go into the row), a journal row is
+ * committed and synced, and only then does close return; the upload runs
+ * in the background (upload.c). The state machine is drawn above struct
+ * wfile in fs-int.h.
  *
  * LOCK ORDER: w->lock before fs->lock. Never take w->lock holding fs->lock.
  */
@@ -25,6 +26,10 @@
 #include "fs-int.h"
 
 #define COPY_CHUNK (1u << 20)
+/* Files up to this size are committed inside their journal row: close then
+ * costs one sync (the journal's) instead of two (the file's, then the
+ * journal's), which is most of what closing a small file costs. */
+#define INLINE_MAX (64u << 10)
 
 static size_t wslot(uint64_t ino)
 {
@@ -369,6 +374,29 @@ ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off)
     return n;
 }
 
+/* A small file goes into the journal row (one sync, the journal's); a
+ * larger one is fsynced here and the row only points at it. *ret is the
+ * small file's bytes (caller frees) or NULL. */
+static int inline_bytes(struct wfile *w, char **ret)
+{
+    char *data;
+    ssize_t n;
+
+    *ret = NULL;
+    if (w->size > INLINE_MAX)
+        return fsync(w->fd) < 0 ? -errno : 0;
+    data = malloc(w->size ? w->size : 1);
+    if (!data)
+        return -ENOMEM;
+    n = pread(w->fd, data, w->size, 0);
+    if (n != (ssize_t)w->size) {
+        free(data);
+        return n < 0 ? -errno : -EIO;
+    }
+    *ret = data;
+    return 0;
+}
+
 int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
 {
     struct bfs_upload u = {.ino = w->ino, .gen = w->gen, .size = w->size,
@@ -376,20 +404,22 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
                            .gid = w->gid};
     struct mapping *m;
     struct bfs_node n;
-    char *key = NULL;
+    char *key = NULL, *data = NULL;
     int r;
 
     if (!w->dirty || w->deleted)
         return 0; /* nothing new, or unlinked: nothing to send */
-    if (fsync(w->fd) < 0)
-        return -errno;
-    r = fs_inode_target(fs, w->ino, &m, &key, NULL);
+    r = inline_bytes(w, &data);
     if (r < 0)
         return r;
-    u.map = m->name;
-    u.key = key;
-    r = bfs_store_upload_put(fs->store, &u);
+    r = fs_inode_target(fs, w->ino, &m, &key, NULL);
+    if (r == 0) {
+        u.map = m->name;
+        u.key = key;
+        r = bfs_store_upload_put(fs->store, &u, data, data ? w->size : 0);
+    }
     free(key);
+    free(data);
     if (r < 0)
         return r;
     if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {

@@ -2,7 +2,7 @@
 /*
  * db.c: the cache directory, its SQLite database and the connections to it.
  *
- * ON-DISK FORMAT (schema version 2, PRAGMA user_version; 1 is upgraded)
+ * ON-DISK FORMAT (schema version 3, PRAGMA user_version; 1 and 2 are upgraded)
  *   DIR/meta.db      SQLite, WAL mode, synchronous=NORMAL:
  *     nodes(ino PK AUTOINCREMENT, parent, name, kind, size, etag, mtime_ns,
  *           mode, uid, gid, meta, fetched_ns, present, local)
@@ -13,7 +13,11 @@
  *     listings(ino PK, listed_ns)  when a directory was last listed whole
  *     blocks(ino, etag, idx, len, used_ns)  PK(ino, etag, idx): the block
  *       index; used_ns orders eviction
+ *     uploads(ino PK, map, key, gen, ...)  the upload journal (journal.c)
+ *     staged(ino PK, gen, data)  bytes of small files committed with their
+ *       uploads row (version 3: version 2 had none)
  *   DIR/blocks/XX/INO-HASH-IDX   block payloads (see blocks.c)
+ *   DIR/staging/INO-GEN          written files not yet in S3 (journal.c)
  *   Directories are 0700 and files 0600: only the mounting user reads them.
  *
  * Each thread has its own connection, made on first use and kept in a
@@ -29,7 +33,7 @@
 #include "bucketfs/util.h"
 #include "store-int.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -74,6 +78,8 @@ static const char schema[] =
     " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
     " state INTEGER NOT NULL DEFAULT 0, upload_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
     " error TEXT, next_ns INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS staged(ino INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
+    " data BLOB NOT NULL);"
     "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);";
 
 #define NODE_COLS \
