@@ -1140,9 +1140,11 @@ class CacheTest(MountTestCase):
         db = sqlite3.connect(os.path.join(cache, "meta.db"))
         version = db.execute("PRAGMA user_version").fetchone()[0]
         sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'nodes'").fetchone()[0]
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         db.close()
-        self.assertEqual(version, 2)
+        self.assertEqual(version, 3)
         self.assertIn("AUTOINCREMENT", sql)
+        self.assertIn("staged", tables, "version 3 keeps small files' bytes in table staged")
 
     def test_eviction(self):
         size = 30 * MiB
