@@ -181,9 +181,13 @@ ssize_t bfs_store_block_read(struct bfs_store *s, uint64_t ino, const char *etag
  * bytes for as long as the caller holds it. */
 int bfs_store_block_open(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                          int *ret_fd, size_t *ret_len);
+/* How stale a block's last-use time may get before a read refreshes it:
+ * eviction order is that coarse, and reads of a hot block do not write. */
+#define BFS_STORE_TOUCH_NS (10LL * 1000000000)
+
 /* Counts a read of a block through a descriptor kept from
  * bfs_store_block_open; touch: also note the use for eviction (a reader
- * calls it with touch at most every few seconds per block). */
+ * calls it with touch at most every BFS_STORE_TOUCH_NS per block). */
 void bfs_store_block_hit(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                          int touch);
 /* Reports a block that read short or failed through a descriptor from

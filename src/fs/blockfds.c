@@ -20,8 +20,8 @@
  *    takes no lock: a spliced reply drops its reference after the reply,
  *    when the handle it came from may be gone already.
  * 4. The index's used_ns, which eviction goes by, is refreshed through the
- *    store at most every TOUCH_NS per entry, so that a block read only
- *    through a kept descriptor is not evicted as if unused.
+ *    store at most every BFS_STORE_TOUCH_NS per entry, so that a block read
+ *    only through a kept descriptor is not evicted as if unused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,7 +32,6 @@
 #include "bucketfs/util.h"
 #include "fs-int.h"
 
-#define TOUCH_NS (10LL * 1000000000)
 #define BLOCKFDS_MIN 16
 #define BLOCKFDS_MAX 1024
 
@@ -144,7 +143,7 @@ static struct blockfd *lookup(struct blockfds *t, uint64_t ino, const char *etag
         b = b->hnext;
     if (b) {
         atomic_fetch_add(&b->refs, 1);
-        *touch = now - b->touched_ns > TOUCH_NS;
+        *touch = now - b->touched_ns > BFS_STORE_TOUCH_NS;
         if (*touch)
             b->touched_ns = now;
         if (t->head != b) { /* most recently used first */

@@ -11,8 +11,8 @@
  * 2. Payloads live in files, not SQLite blobs: with 1 MiB blocks, files
  *    read faster (SQLite's own measurement puts the cross-over near
  *    100 KB), and reads can go straight from the file.
- * 3. used_ns is refreshed at most once per TOUCH_NS per block, so reading
- *    a cached block rarely writes to the database.
+ * 3. used_ns is refreshed at most once per BFS_STORE_TOUCH_NS (10 s) per
+ *    block, so reading a cached block rarely writes to the database.
  * 4. Only clean data is here (write staging is elsewhere), so eviction may
  *    drop any block. The size is kept under the limit with some slack
  *    (evict down to 90%) so that eviction runs in batches.
@@ -28,8 +28,6 @@
 
 #include "bucketfs/util.h"
 #include "store-int.h"
-
-#define TOUCH_NS (10LL * 1000000000)
 
 static uint64_t fnv1a(const char *s)
 {
@@ -77,7 +75,7 @@ static int64_t find(struct bfs_store *s, struct store_conn *c, uint64_t ino, con
     if (len < 0)
         return rc == SQLITE_DONE ? -ENOENT : store_errno(rc);
     now = bfs_now_ns();
-    if (now - used > TOUCH_NS && (st = store_stmt(c, ST_BLOCK_TOUCH))) {
+    if (now - used > BFS_STORE_TOUCH_NS && (st = store_stmt(c, ST_BLOCK_TOUCH))) {
         bind_key(st, ino, etag, idx);
         sqlite3_bind_int64(st, 4, now);
         (void)store_exec(st);

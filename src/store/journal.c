@@ -243,6 +243,20 @@ int bfs_store_journal_sync(struct bfs_store *s)
     return journal_sync(j, seq);
 }
 
+/* Ends the transaction of a write (COMMIT or ROLLBACK, as jend), counts it
+ * when it changed rows, and unlocks the journal. Returns the commit's number
+ * for journal_sync, 0 when there is nothing to wait for; *r its result. */
+static uint64_t jend_write(struct journal *j, int *r, int changed)
+{
+    uint64_t seq = 0;
+
+    *r = jend(j, *r);
+    if (*r == 0 && changed)
+        seq = committed(j);
+    pthread_mutex_unlock(&j->lock);
+    return seq;
+}
+
 /* Runs the bound statement st, unlocks the journal and waits until the
  * commit is on disk. */
 static int jexec(struct bfs_store *s, sqlite3_stmt *st, int *ret_changes)
@@ -341,7 +355,7 @@ int bfs_store_upload_put(struct bfs_store *s, const struct bfs_upload *u, const 
 {
     struct journal *j = s->journal;
     sqlite3_stmt *st;
-    uint64_t seq = 0;
+    uint64_t seq;
     int r;
 
     pthread_mutex_lock(&j->lock);
@@ -350,11 +364,8 @@ int bfs_store_upload_put(struct bfs_store *s, const struct bfs_upload *u, const 
         r = (st = jprep(j, J_PUT)) ? bind_row(st, u) : -EIO;
     if (r == 0)
         r = put_staged(j, u, data, len);
-    r = jend(j, r);
-    if (r == 0)
-        seq = committed(j);
-    pthread_mutex_unlock(&j->lock);
-    return r == 0 ? journal_sync(j, seq) : r;
+    seq = jend_write(j, &r, 1);
+    return seq ? journal_sync(j, seq) : r;
 }
 
 int bfs_store_upload_get(struct bfs_store *s, uint64_t ino, struct bfs_upload *ret)
@@ -381,7 +392,7 @@ int bfs_store_upload_finish(struct bfs_store *s, uint64_t ino, uint64_t gen)
 {
     struct journal *j = s->journal;
     int changes = 0, inline_bytes = 0, r;
-    uint64_t seq = 0;
+    uint64_t seq;
 
     pthread_mutex_lock(&j->lock);
     r = jrun(j, J_BEGIN, 0, 0, NULL);
@@ -389,10 +400,7 @@ int bfs_store_upload_finish(struct bfs_store *s, uint64_t ino, uint64_t gen)
         r = jrun(j, J_FINISH, ino, gen, &changes);
     if (r == 0)
         r = jrun(j, J_STAGED_FINISH, ino, gen, &inline_bytes);
-    r = jend(j, r);
-    if (r == 0 && changes + inline_bytes > 0)
-        seq = committed(j);
-    pthread_mutex_unlock(&j->lock);
+    seq = jend_write(j, &r, changes + inline_bytes > 0);
     if (seq && !inline_bytes)
         r = journal_sync(j, seq);
     return r < 0 ? r : changes > 0;
@@ -402,7 +410,7 @@ int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino)
 {
     struct journal *j = s->journal;
     int rows = 0, bytes = 0, r;
-    uint64_t seq = 0;
+    uint64_t seq;
 
     pthread_mutex_lock(&j->lock);
     r = jrun(j, J_BEGIN, 0, 0, NULL);
@@ -410,10 +418,7 @@ int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino)
         r = jrun(j, J_DELETE, ino, 0, &rows);
     if (r == 0)
         r = jrun(j, J_STAGED_DEL, ino, 0, &bytes);
-    r = jend(j, r);
-    if (r == 0 && rows + bytes > 0) /* else nothing was written */
-        seq = committed(j);
-    pthread_mutex_unlock(&j->lock);
+    seq = jend_write(j, &r, rows + bytes > 0); /* else nothing was written */
     return seq ? journal_sync(j, seq) : r;
 }
 
