@@ -383,6 +383,22 @@ int bfs_store_upload_get(struct bfs_store *s, uint64_t ino, struct bfs_upload *r
     return r;
 }
 
+/* Deletes ino's row (del_row) and its bytes (del_bytes) in one transaction,
+ * both of gen when gen is not 0; *rows and *bytes: what each deleted. The
+ * journal is unlocked on return; the result is the commit's number for
+ * journal_sync, 0 when nothing was deleted (or on error, in *r). */
+static uint64_t delete_row(struct journal *j, enum jstmt del_row, enum jstmt del_bytes,
+                           uint64_t ino, uint64_t gen, int *rows, int *bytes, int *r)
+{
+    pthread_mutex_lock(&j->lock);
+    *r = jrun(j, J_BEGIN, 0, 0, NULL);
+    if (*r == 0)
+        *r = jrun(j, del_row, ino, gen, rows);
+    if (*r == 0)
+        *r = jrun(j, del_bytes, ino, gen, bytes);
+    return jend_write(j, r, *rows + *bytes > 0);
+}
+
 /* A finish of a row whose bytes were in the journal needs no sync of its
  * own: lost in a power cut, it brings back the row and the bytes with it,
  * and the file is sent again. The next sync (any commit that waits for
@@ -390,36 +406,21 @@ int bfs_store_upload_get(struct bfs_store *s, uint64_t ino, struct bfs_upload *r
  * staging file is moved or removed once this returns. */
 int bfs_store_upload_finish(struct bfs_store *s, uint64_t ino, uint64_t gen)
 {
-    struct journal *j = s->journal;
-    int changes = 0, inline_bytes = 0, r;
-    uint64_t seq;
+    int rows = 0, bytes = 0, r;
+    uint64_t seq = delete_row(s->journal, J_FINISH, J_STAGED_FINISH, ino, gen, &rows, &bytes,
+                              &r);
 
-    pthread_mutex_lock(&j->lock);
-    r = jrun(j, J_BEGIN, 0, 0, NULL);
-    if (r == 0)
-        r = jrun(j, J_FINISH, ino, gen, &changes);
-    if (r == 0)
-        r = jrun(j, J_STAGED_FINISH, ino, gen, &inline_bytes);
-    seq = jend_write(j, &r, changes + inline_bytes > 0);
-    if (seq && !inline_bytes)
-        r = journal_sync(j, seq);
-    return r < 0 ? r : changes > 0;
+    if (seq && !bytes)
+        r = journal_sync(s->journal, seq);
+    return r < 0 ? r : rows > 0;
 }
 
 int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino)
 {
-    struct journal *j = s->journal;
     int rows = 0, bytes = 0, r;
-    uint64_t seq;
+    uint64_t seq = delete_row(s->journal, J_DELETE, J_STAGED_DEL, ino, 0, &rows, &bytes, &r);
 
-    pthread_mutex_lock(&j->lock);
-    r = jrun(j, J_BEGIN, 0, 0, NULL);
-    if (r == 0)
-        r = jrun(j, J_DELETE, ino, 0, &rows);
-    if (r == 0)
-        r = jrun(j, J_STAGED_DEL, ino, 0, &bytes);
-    seq = jend_write(j, &r, rows + bytes > 0); /* else nothing was written */
-    return seq ? journal_sync(j, seq) : r;
+    return seq ? journal_sync(s->journal, seq) : r;
 }
 
 int bfs_store_upload_failed(struct bfs_store *s, uint64_t ino, uint64_t gen, int permanent,
