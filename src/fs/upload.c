@@ -386,6 +386,35 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
     }
 }
 
+/* upload_one found no journal row for w. The lookup did not hold w->lock,
+ * so a close may have committed a row since, and the queue entry of that
+ * commit may have been taken meanwhile by another uploader that saw this
+ * one running and left it (rerun). Saying "done" then would let the wfile
+ * be dropped with its staging file while the row waits for it. So look
+ * again under the lock (commits happen under it): a row now is queued
+ * again, and only no row means this generation is done. */
+static void nothing_to_send(struct bfs_fs *fs, struct wfile *w, int r)
+{
+    struct bfs_upload u;
+
+    pthread_mutex_lock(&w->lock);
+    w->uploading = 0;
+    if (r == -ENOENT && bfs_store_upload_get(fs->store, w->ino, &u) == 0) {
+        bfs_upload_done(&u);
+        if (!w->queued && !w->deleted) {
+            w->queued = 1;
+            fs_upload_enqueue(fs, w->ino);
+        }
+    } else if (w->done_gen < w->gen && !w->dirty && r == -ENOENT) {
+        w->done_gen = w->gen;
+    }
+    w->rerun = 0;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_maybe_drop(fs, w);
+    fs_wfile_put(fs, w);
+}
+
 static void upload_one(struct bfs_fs *fs, uint64_t ino)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
@@ -411,16 +440,8 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
     }
     r = bfs_store_upload_get(fs->store, ino, &u);
     if (r < 0) { /* nothing left to send (cancelled, or sent already) */
-        if (w) {
-            pthread_mutex_lock(&w->lock);
-            w->uploading = 0;
-            if (w->done_gen < w->gen && !w->dirty && r == -ENOENT)
-                w->done_gen = w->gen;
-            pthread_cond_broadcast(&w->cond);
-            pthread_mutex_unlock(&w->lock);
-            fs_wfile_maybe_drop(fs, w);
-            fs_wfile_put(fs, w);
-        }
+        if (w)
+            nothing_to_send(fs, w, r);
         return;
     }
     m = mapping_named(fs, u.map);

@@ -609,6 +609,7 @@ class FileWriteTest(WriteTestCase):
         writer does: no append may be lost, on the mount or in S3."""
         seed = int(os.environ.get("BFS_SEED") or random.randrange(1 << 31))
         rnd = random.Random(seed)
+        note("seed %d (BFS_SEED=%d replays)", seed, seed)
         names = [d + f for d in ("", "d1/", "d1/d2/", "e/") for f in ("a.log", "b.csv", "c", "d")]
         want = {n: b"" for n in names}
         with self.mount() as m:
