@@ -399,7 +399,9 @@ static void nothing_to_send(struct bfs_fs *fs, struct wfile *w, int r)
 
     pthread_mutex_lock(&w->lock);
     w->uploading = 0;
-    if (r == -ENOENT && bfs_store_upload_get(fs->store, w->ino, &u) == 0) {
+    if (r == -ENOENT)
+        r = bfs_store_upload_get(fs->store, w->ino, &u);
+    if (r == 0) {
         bfs_upload_done(&u);
         if (!w->queued && !w->deleted) {
             w->queued = 1;

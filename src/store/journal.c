@@ -505,9 +505,6 @@ void bfs_store_staging_path(struct bfs_store *s, uint64_t ino, uint64_t gen, cha
              (unsigned long long)gen);
 }
 
-/* Rewrites the staging file of every row whose bytes the journal holds,
- * and drops the bytes of rows that are gone. Runs before anything reads
- * the staging files. */
 static int write_staging(struct bfs_store *s, uint64_t ino, uint64_t gen, const void *data,
                          size_t len)
 {
@@ -530,6 +527,9 @@ static int write_staging(struct bfs_store *s, uint64_t ino, uint64_t gen, const 
     return r;
 }
 
+/* Rewrites the staging file of every row whose bytes the journal holds,
+ * and drops the bytes of rows that are gone. Runs before anything reads
+ * the staging files. */
 static int restore_staged(struct bfs_store *s)
 {
     struct journal *j = s->journal;
