@@ -169,6 +169,45 @@ static const char *type_hint(enum vtype t)
     }
 }
 
+/* Sets string key n (V_STR) of c (global) or m (mapping). */
+static int apply_string(struct bfs_config *c, struct bfs_mapping *m,
+                        struct bfs_conn_settings *conn, const char *n, const char *v)
+{
+    if (*v == '\0')
+        return -EINVAL;
+    if (!strcmp(n, "region")) return set_str(&conn->region, v);
+    if (!strcmp(n, "endpoint")) return strstr(v, "://") ? set_str(&conn->endpoint, v) : -EINVAL;
+    if (!strcmp(n, "profile")) return set_str(&conn->profile, v);
+    if (!strcmp(n, "bucket")) return set_str(&m->bucket, v);
+    if (!strcmp(n, "prefix")) return set_prefix(&m->prefix, v);
+    if (!strcmp(n, "sse_kms_key_id")) return set_str(&m->sse_kms_key_id, v);
+    if (!strcmp(n, "sse_c_key_file")) return set_str(&m->sse_c_key_file, v);
+    if (!strcmp(n, "storage_class"))
+        return strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(v)
+                   ? set_str(&m->storage_class, v) : -EINVAL;
+    if (!strcmp(n, "access_key")) return set_str(&c->access_key, v);
+    if (!strcmp(n, "secret_key")) return set_str(&c->secret_key, v);
+    if (!strcmp(n, "session_token")) return set_str(&c->session_token, v);
+    if (!strcmp(n, "passwd_file")) return set_str(&c->passwd_file, v);
+    if (!strcmp(n, "ca_file")) return set_str(&c->ca_file, v);
+    if (!strcmp(n, "cache_dir")) return set_str(&c->cache_dir, v);
+    return -EINVAL;
+}
+
+/* The words of list_meta. */
+static int parse_list_meta(const char *v, int *out)
+{
+    if (!strcmp(v, "none"))
+        *out = BFS_LIST_META_NONE;
+    else if (!strcmp(v, "small"))
+        *out = BFS_LIST_META_SMALL;
+    else if (!strcmp(v, "all"))
+        *out = BFS_LIST_META_ALL;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 /* Parses v for k into the right field of c (global) or m (mapping). */
 static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *k,
                  const char *v)
@@ -233,41 +272,15 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         conn->path_style = b;
         return 0;
     case V_LISTMETA:
-        if (!strcmp(v, "none"))
-            c->list_meta = BFS_LIST_META_NONE;
-        else if (!strcmp(v, "small"))
-            c->list_meta = BFS_LIST_META_SMALL;
-        else if (!strcmp(v, "all"))
-            c->list_meta = BFS_LIST_META_ALL;
-        else
-            return -EINVAL;
-        return 0;
+        return parse_list_meta(v, &c->list_meta);
     case V_SSE:
         if (!strcmp(v, "AES256") || !strcmp(v, "aws:kms") || !strcmp(v, "sse-c"))
             return set_str(&m->sse, v);
         return -EINVAL;
     case V_STR:
-        if (*v == '\0')
-            return -EINVAL;
         break;
     }
-    if (!strcmp(n, "region")) return set_str(&conn->region, v);
-    if (!strcmp(n, "endpoint")) return strstr(v, "://") ? set_str(&conn->endpoint, v) : -EINVAL;
-    if (!strcmp(n, "profile")) return set_str(&conn->profile, v);
-    if (!strcmp(n, "bucket")) return set_str(&m->bucket, v);
-    if (!strcmp(n, "prefix")) return set_prefix(&m->prefix, v);
-    if (!strcmp(n, "sse_kms_key_id")) return set_str(&m->sse_kms_key_id, v);
-    if (!strcmp(n, "sse_c_key_file")) return set_str(&m->sse_c_key_file, v);
-    if (!strcmp(n, "storage_class"))
-        return strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(v)
-                   ? set_str(&m->storage_class, v) : -EINVAL;
-    if (!strcmp(n, "access_key")) return set_str(&c->access_key, v);
-    if (!strcmp(n, "secret_key")) return set_str(&c->secret_key, v);
-    if (!strcmp(n, "session_token")) return set_str(&c->session_token, v);
-    if (!strcmp(n, "passwd_file")) return set_str(&c->passwd_file, v);
-    if (!strcmp(n, "ca_file")) return set_str(&c->ca_file, v);
-    if (!strcmp(n, "cache_dir")) return set_str(&c->cache_dir, v);
-    return -EINVAL;
+    return apply_string(c, m, conn, n, v);
 }
 
 /* Sets one key; "where" prefixes any message. */

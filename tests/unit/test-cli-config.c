@@ -33,7 +33,7 @@ static void good_file(void)
                "path_style = true\ncache_size = 20G\nmetadata_ttl = 2m\n\n"
                "[raw]\nbucket = climate-raw\nprefix = /raw\nread_only = true\n\n"
                "[models]\nbucket = models\nregion = us-west-2\nsse = aws:kms\n"
-               "sse_kms_key_id = alias/models\n");
+               "sse_kms_key_id = alias/models\nstorage_class = STANDARD_IA\n");
     CHECK(bfs_config_load(&c, path, err, sizeof(err)) == 0);
     CHECK(bfs_config_finish(&c, "/mnt/x", err, sizeof(err)) == 0);
     CHECK_STR(c.conn.region, "eu-west-1");
@@ -47,6 +47,7 @@ static void good_file(void)
     CHECK(c.maps[1].read_only == 0);
     CHECK_STR(c.maps[1].conn.region, "us-west-2");
     CHECK_STR(c.maps[1].sse, "aws:kms");
+    CHECK_STR(c.maps[1].storage_class, "STANDARD_IA");
     CHECK(c.cache_dir != NULL);
     bfs_config_done(&c);
 }
@@ -64,6 +65,10 @@ static void bad_files(void)
         {"[a]\nbucket=x\n[a]\n", ":3: mapping [a] defined twice"},
         {"[g\n", ":1: malformed section header"},
         {"[global]\nmetadata_ttl = 5 weeks\n", ":2: bad value '5 weeks'"},
+        {"[global]\nlist_meta = some\n", ":2: bad value 'some' for 'list_meta'"},
+        {"[global]\nregion =\n", ":2: bad value '' for 'region'"},
+        {"[global]\nendpoint = 127.0.0.1:9000\n", ":2: bad value '127.0.0.1:9000'"},
+        {"[m]\nbucket = b\nstorage_class = glacier\n", ":3: bad value 'glacier'"},
     };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         struct bfs_config c;
@@ -109,6 +114,14 @@ static void options_and_maps(void)
     CHECK(strstr(err, "-o file_mode") != NULL);
     CHECK(bfs_config_option(&c, "bogus", err, sizeof(err)) == -EINVAL);
     CHECK(bfs_config_option(&c, "block_size=3000", err, sizeof(err)) == -EINVAL);
+    CHECK(bfs_config_option(&c, "list_meta=small", err, sizeof(err)) == 0 &&
+          c.list_meta == BFS_LIST_META_SMALL);
+    CHECK(bfs_config_option(&c, "list_meta=all", err, sizeof(err)) == 0 &&
+          c.list_meta == BFS_LIST_META_ALL);
+    CHECK(bfs_config_option(&c, "list_meta=none", err, sizeof(err)) == 0 &&
+          c.list_meta == BFS_LIST_META_NONE);
+    CHECK(bfs_config_option(&c, "ca_file=/etc/ca.pem", err, sizeof(err)) == 0);
+    CHECK_STR(c.ca_file, "/etc/ca.pem");
     CHECK(bfs_config_add_map(&c, "raw=s3://bucket/some/prefix", err, sizeof(err)) == 0);
     CHECK(bfs_config_add_map(&c, "all=s3://b2", err, sizeof(err)) == 0);
     CHECK(c.nmaps == 2);
