@@ -95,24 +95,18 @@ static int host_wants_path_style(const char *host)
     return digits_dots;
 }
 
-int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *creds,
-                      struct bfs_s3_client **ret, char *err, size_t errlen)
+/* Region, endpoint and CA file: the config's, else the environment's as
+ * AWS's tools read it, else AWS's own endpoint with region discovery. */
+static int pick_endpoint(struct bfs_s3_client *c, const struct bfs_s3_config *cfg)
 {
-    struct bfs_s3_client *c = calloc(1, sizeof(*c));
     const char *endpoint, *region, *ca_file;
     char awsurl[128], host[96];
-    int r;
 
-    if (!c) {
-        bfs_s3_creds_free(creds);
-        return -ENOMEM;
-    }
-    c->creds = creds;
     region = cfg->region ? cfg->region : env("AWS_REGION");
     if (!region)
         region = env("AWS_DEFAULT_REGION");
-    if (!region && creds)
-        region = bfs_s3_creds_region(creds);
+    if (!region && c->creds)
+        region = bfs_s3_creds_region(c->creds);
     if (!region) {
         region = "us-east-1";
         c->region_auto = 1;
@@ -129,14 +123,29 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
     }
     c->region = strdup(region);
     c->endpoint = strdup(endpoint);
-    ca_file = cfg->ca_file ? cfg->ca_file : env("AWS_CA_BUNDLE"); /* as AWS's tools do */
+    ca_file = cfg->ca_file ? cfg->ca_file : env("AWS_CA_BUNDLE");
     c->ca_file = ca_file ? strdup(ca_file) : NULL;
     if (!c->region || !c->endpoint || (ca_file && !c->ca_file) ||
-        (c->region_auto && !c->regions)) {
-        r = -ENOMEM;
-        goto fail;
+        (c->region_auto && !c->regions))
+        return -ENOMEM;
+    return 0;
+}
+
+int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *creds,
+                      struct bfs_s3_client **ret, char *err, size_t errlen)
+{
+    struct bfs_s3_client *c = calloc(1, sizeof(*c));
+    int r;
+
+    if (!c) {
+        bfs_s3_creds_free(creds);
+        return -ENOMEM;
     }
-    r = parse_endpoint(c, endpoint, err, errlen);
+    c->creds = creds;
+    r = pick_endpoint(c, cfg);
+    if (r < 0)
+        goto fail;
+    r = parse_endpoint(c, c->endpoint, err, errlen);
     if (r < 0)
         goto fail;
     c->path_style = cfg->addressing == BFS_S3_ADDR_PATH ||
