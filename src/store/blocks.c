@@ -221,16 +221,11 @@ static void evict(struct bfs_store *s, struct store_conn *c)
     pthread_mutex_unlock(&s->evict_lock);
 }
 
-static int write_file(const char *path, const void *data, size_t len)
+int store_write_close(int fd, const void *data, size_t len)
 {
-    char tmp[4200];
     const char *p = data;
-    int fd, r = 0;
+    int r = 0;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)gettid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
 
@@ -245,6 +240,19 @@ static int write_file(const char *path, const void *data, size_t len)
     }
     if (close(fd) < 0 && r == 0)
         r = -errno;
+    return r;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    int fd, r;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)gettid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    r = store_write_close(fd, data, len);
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0)

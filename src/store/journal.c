@@ -505,26 +505,18 @@ void bfs_store_staging_path(struct bfs_store *s, uint64_t ino, uint64_t gen, cha
              (unsigned long long)gen);
 }
 
+/* Writes a staging file whole from bytes the journal holds. */
 static int write_staging(struct bfs_store *s, uint64_t ino, uint64_t gen, const void *data,
                          size_t len)
 {
     char path[4096];
-    ssize_t n = 0;
-    int fd, r = 0;
+    int fd;
 
     bfs_store_staging_path(s, ino, gen, path, sizeof(path));
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    for (size_t done = 0; done < len; done += (size_t)n) {
-        n = write(fd, (const char *)data + done, len - done);
-        if (n < 0) {
-            r = -errno;
-            break;
-        }
-    }
-    close(fd);
-    return r;
+    return store_write_close(fd, data, len);
 }
 
 /* Rewrites the staging file of every row whose bytes the journal holds,

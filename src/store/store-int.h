@@ -65,6 +65,9 @@ int store_exec_args(struct store_conn *c, enum stmt_id id, const char *fmt, ...)
 int store_begin(struct store_conn *c);
 int store_end(struct store_conn *c, int r);
 
+/* Writes all len bytes of data to fd (again after EINTR), then closes fd;
+ * the first error, negative errno (-ENOSPC for a write of nothing). */
+int store_write_close(int fd, const void *data, size_t len);
 int store_blocks_init(struct bfs_store *s);
 int store_journal_open(struct bfs_store *s);
 void store_journal_close(struct bfs_store *s);
