@@ -38,11 +38,14 @@ struct bfs_mapping {
     int line;              /* where it was defined (0: --map) */
 };
 
-/* What a directory listing asks beyond LIST (which carries no metadata). */
+/* What a directory listing asks beyond LIST (which carries no metadata);
+ * fs/meta.c says how. */
 enum bfs_list_meta {
-    BFS_LIST_META_NONE = 0, /* nothing: ls -l costs one LIST per 1,000 entries */
-    BFS_LIST_META_SMALL,    /* HEAD objects under 4 KiB: symlinks and FIFOs show as such */
-    BFS_LIST_META_ALL,      /* HEAD every object (like s3fs): exact modes and mtimes */
+    BFS_LIST_META_NONE = 0, /* nothing: defaults, one LIST per 1,000 entries (inexact) */
+    BFS_LIST_META_SMALL,    /* auto, and every object under 4 KiB */
+    BFS_LIST_META_ALL,      /* every object and marker (like s3fs) */
+    BFS_LIST_META_AUTO,     /* the default: a sample of each page; every entry of a
+                             * directory where one carries metadata */
 };
 
 struct bfs_config {

@@ -46,6 +46,16 @@ struct bfs_fs_tops *bfs_fs_tops_take(struct bfs_fs *fs);
 void bfs_fs_tops_give(struct bfs_fs *fs, struct bfs_fs_tops *t);
 void bfs_fs_free(struct bfs_fs *fs);
 
+/* How the fs tells the kernel that what it said is wrong now (the fuse
+ * layer's fuse_lowlevel_notify_inval_*). With wait, each returns once the
+ * kernel has it, or after about a second. Set before the first request. */
+struct bfs_fs_kernel {
+    void (*inval_inode)(void *ctx, uint64_t ino, int data, int wait); /* data: pages too */
+    void (*inval_entry)(void *ctx, uint64_t parent, const char *name, int wait);
+    void *ctx;
+};
+void bfs_fs_set_kernel(struct bfs_fs *fs, const struct bfs_fs_kernel *k);
+
 /* Seconds the kernel may cache entries and attributes. */
 double bfs_fs_ttl(const struct bfs_fs *fs);
 

@@ -93,6 +93,10 @@ int bfs_store_node_remove(struct bfs_store *s, uint64_t ino);
  * are left as they are. */
 int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_node *nodes,
                               size_t n, int64_t now_ns);
+/* Writes what was learnt of rows' metadata (kind, mtime, mode, uid, gid,
+ * meta of each node, by ino) in one transaction, to rows that still hold
+ * the node's ETag and are not local. */
+int bfs_store_nodes_learnt(struct bfs_store *s, const struct bfs_node *nodes, size_t n);
 /* When the directory was last listed completely (0: never). */
 int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent);
 /* Forgets the listing time, so the next readdir lists again. */

@@ -69,6 +69,7 @@ void bfs_config_init(struct bfs_config *c)
     c->block_size = 1u << 20;
     c->read_ahead = 8;
     c->max_connections = 16;
+    c->list_meta = BFS_LIST_META_AUTO;
     c->uid = getuid();
     c->gid = getgid();
     c->file_mode = 0644;
@@ -203,6 +204,8 @@ static int parse_list_meta(const char *v, int *out)
         *out = BFS_LIST_META_SMALL;
     else if (!strcmp(v, "all"))
         *out = BFS_LIST_META_ALL;
+    else if (!strcmp(v, "auto"))
+        *out = BFS_LIST_META_AUTO;
     else
         return -EINVAL;
     return 0;

@@ -1,14 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dir.c: directory listings. A directory whose listing is older than the
- * TTL is listed again with ListObjectsV2 (delimiter '/', every page) and
- * the result replaces the cached children in one transaction; opendir then
- * snapshots the children, so readdir offsets stay valid however long the
- * reader takes and whatever changes meanwhile.
+ * dir.c: directory listings (the children rows of the store). A directory
+ * whose listing is older than the TTL is listed again with ListObjectsV2
+ * (delimiter '/', every page) and the result replaces the cached children
+ * in one transaction; opendir then snapshots the children, so readdir
+ * offsets stay valid however long the reader takes and whatever changes
+ * meanwhile.
+ *
+ * What a listed entry shows: its row as merged here from the LIST (size,
+ * ETag), what the store already knew of the same version (merge_known),
+ * and what meta.c learnt while the pages came. A listing made by a lookup
+ * (fs_list_from_page) asks nothing; the readdir that follows asks what is
+ * missing of its snapshot (learn_snapshot). Either way the kernel gets
+ * readdirplus attributes from the snapshot only.
  *
  * Keys that cannot be names are skipped and counted (SPEC.md): empty
  * components ("a//b"), "." and "..", components over 255 bytes. An object
  * and a prefix with the same name make one directory.
+ *
+ * LOCKING: no lock of its own. The store's transactions make a listing
+ * all or nothing; fs->lock guards the open snapshots' list and the kept
+ * first page (fs->first).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,120 +140,66 @@ static int add_page(struct bfs_fs *fs, struct listing *l, const struct bfs_s3_li
     return r;
 }
 
-/*
- * LIST carries no metadata, so by default a listing shows objects with the
- * mount's default mode and LastModified, and a symlink stored elsewhere as
- * a regular file until it is looked up by name (one LIST per 1,000 entries
- * is the contract of ls -l). list_meta=small HEADs, several in parallel,
- * the objects under 4 KiB whose metadata is not known yet (symlink targets
- * and FIFOs are that small), list_meta=all every object. What a HEAD learnt
- * is kept for that ETag, so each object is HEADed once.
- */
-#define HEAD_MAX_SIZE 4095
-#define HEAD_JOBS 8
-
-struct heads {
-    struct bfs_fs *fs;
-    struct mapping *m;
-    const char *prefix;
-    struct bfs_node *nodes;
-    size_t *idx;               /* nodes to HEAD */
-    struct bfs_s3_meta *meta;  /* what each HEAD said, for the xattrs */
-    size_t n;
-    pthread_mutex_t lock;      /* guards next */
-    size_t next;
-};
-
-static void *head_worker(void *arg)
+/* Takes what the store knows of a listed entry: the metadata learnt for
+ * the same version (so that it is not asked again, on any later mount),
+ * and whether the kernel may hold an older version's pages (*changed). */
+static void merge_known(struct bfs_fs *fs, uint64_t dir, struct bfs_node *n, uint64_t *changed)
 {
-    struct heads *h = arg;
+    struct bfs_node old;
 
-    for (;;) {
-        struct bfs_s3_object o = {0};
-        struct bfs_buf key;
-        struct bfs_node *n;
-        size_t j;
-
-        pthread_mutex_lock(&h->lock);
-        j = h->next < h->n ? h->next++ : (size_t)-1;
-        pthread_mutex_unlock(&h->lock);
-        if (j == (size_t)-1)
-            return NULL;
-        n = &h->nodes[h->idx[j]];
-        bfs_buf_init(&key, 8192);
-        if (bfs_buf_addf(&key, "%s%s", h->prefix, n->name) == 0 &&
-            bfs_s3_head_object(h->m->client, h->m->bucket, key.data, &o, NULL) == 0 &&
-            strcmp(o.etag, n->etag) == 0) {
-            fs_node_from_object(n, &o, 1);
-            h->meta[j] = o.meta; /* moved */
-            memset(&o.meta, 0, sizeof(o.meta));
-        }
-        bfs_s3_object_done(&o);
-        bfs_buf_done(&key);
+    *changed = 0;
+    if (bfs_store_node_lookup(fs->store, dir, n->name, &old) < 0)
+        return;
+    if (old.local) {
+        n->local = 1; /* written here: the store keeps it, nothing to ask */
+        return;
     }
+    if (n->kind != BFS_KIND_DIR && old.kind != BFS_KIND_DIR && old.etag[0] &&
+        strcmp(old.etag, n->etag) != 0) {
+        *changed = old.ino;
+        return;
+    }
+    if (!(old.meta & BFS_META_HEADED) || (n->kind == BFS_KIND_DIR) != (old.kind == BFS_KIND_DIR))
+        return;
+    n->kind = old.kind;
+    n->mode = old.mode;
+    n->uid = old.uid;
+    n->gid = old.gid;
+    n->mtime_ns = old.mtime_ns;
+    n->meta = old.meta;
 }
 
-/* HEADs the small, not yet known objects of a listing; returns how many. */
-static size_t head_small(struct heads *h, uint64_t dir, struct listing *l)
+/* Keeps what the answers of ml hold beyond the nodes: user.* attributes,
+ * and a symlink's target (its body) in the block cache for readlink. */
+static void keep_answers(struct bfs_fs *fs, uint64_t dir, const struct meta_learn *ml)
 {
-    pthread_t th[HEAD_JOBS];
-    int nth = 0;
+    for (size_t k = 0; k < fs_meta_count(ml); k++) {
+        struct meta_answer a;
+        struct bfs_node n;
+        int has_xattrs = 0;
 
-    h->idx = calloc(l->n + 1, sizeof(*h->idx));
-    if (!h->idx)
-        return 0;
-    for (size_t i = 0; i < l->n; i++) {
-        struct bfs_node old;
-
-        if (l->nodes[i].kind != BFS_KIND_FILE || h->fs->cfg->list_meta == BFS_LIST_META_NONE ||
-            (h->fs->cfg->list_meta == BFS_LIST_META_SMALL && l->nodes[i].size > HEAD_MAX_SIZE))
+        if (fs_meta_answer(ml, k, &a) < 0)
             continue;
-        if (bfs_store_node_lookup(h->fs->store, dir, l->nodes[i].name, &old) == 0 &&
-            (old.meta & BFS_META_HEADED) && strcmp(old.etag, l->nodes[i].etag) == 0)
-            continue; /* known: the listing keeps what was learnt */
-        h->idx[h->n++] = i;
+        for (size_t i = 0; i < a.meta->n && !has_xattrs; i++)
+            has_xattrs = strncmp(a.meta->names[i], "xattr-", 6) == 0;
+        if (!has_xattrs && !a.body)
+            continue;
+        if (bfs_store_node_lookup(fs->store, dir, a.name, &n) < 0 || n.local)
+            continue;
+        if (has_xattrs)
+            (void)fs_xattrs_import(fs, n.ino, a.meta);
+        if (a.body && n.kind == BFS_KIND_SYMLINK && strcmp(n.etag, a.etag) == 0)
+            (void)bfs_store_block_put(fs->store, n.ino, n.etag, 0, a.body, a.body_len);
     }
-    h->meta = calloc(h->n + 1, sizeof(*h->meta));
-    if (!h->meta) {
-        h->n = 0;
-        return 0;
-    }
-    h->nodes = l->nodes;
-    pthread_mutex_init(&h->lock, NULL);
-    for (; nth < HEAD_JOBS && (size_t)nth < h->n; nth++)
-        if (pthread_create(&th[nth], NULL, head_worker, h) != 0)
-            break;
-    if (nth == 0 && h->n)
-        head_worker(h);
-    for (int i = 0; i < nth; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&h->lock);
-    return h->n;
 }
 
-static void heads_done(struct bfs_fs *fs, struct heads *h, const struct listing *l, int stored)
+/* Sorts a complete listing and stores it as directory ino's children. */
+static int store_listing(struct bfs_fs *fs, uint64_t ino, struct listing *l, int64_t since_ns)
 {
-    for (size_t j = 0; j < h->n; j++) {
-        if (stored && h->meta[j].n)
-            (void)fs_xattrs_import(fs, l->nodes[h->idx[j]].ino, &h->meta[j]);
-        bfs_s3_meta_done(&h->meta[j]);
-    }
-    free(h->meta);
-    free(h->idx);
-}
-
-/* Sorts a complete listing, learns what list_meta asks for and stores it
- * as directory ino's children. */
-static int store_listing(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
-                         struct listing *l, int64_t since_ns)
-{
-    struct heads h = {.fs = fs, .m = m, .prefix = prefix};
     int r;
 
     dedupe(fs, l);
-    head_small(&h, ino, l);
     r = bfs_store_listing_replace(fs->store, ino, l->nodes, l->n, since_ns);
-    heads_done(fs, &h, l, r == 0);
     fs_negative_clear(fs, ino);
     return r;
 }
@@ -276,10 +234,33 @@ static int first_page_take(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_p
     return r;
 }
 
-/* Lists the directory from S3 into the store. */
-int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
+/* Old versions the kernel may still cache pages of. */
+struct changed {
+    uint64_t *ino;
+    size_t n, cap;
+};
+
+static void changed_add(struct changed *c, uint64_t ino)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        uint64_t *ni = realloc(c->ino, cap * sizeof(*ni));
+
+        if (!ni)
+            return; /* the kernel then learns it from the attributes (size) */
+        c->ino = ni;
+        c->cap = cap;
+    }
+    c->ino[c->n++] = ino;
+}
+
+/* Lists the directory from S3 into the store; with learn, also what the
+ * listing cannot tell (meta.c), asked while the next pages are listed. */
+int fs_list_remote(struct bfs_fs *fs, uint64_t ino, int learn)
 {
     struct listing l = {0};
+    struct changed ch = {0};
+    struct meta_learn *ml = NULL;
     struct mapping *m;
     char *prefix = NULL, *token = NULL;
     int64_t since = bfs_now_ns(); /* before the first LIST is sent */
@@ -288,9 +269,12 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
     r = fs_inode_target(fs, ino, &m, &prefix, &kind);
     if (r < 0)
         return r;
+    if (learn)
+        ml = fs_meta_begin(fs, m, prefix);
     do {
         struct bfs_s3_list_params p = {.prefix = prefix, .delimiter = "/", .continuation = token};
         struct bfs_s3_list_page pg;
+        size_t from = l.n;
 
         r = l.n == 0 && !token && first_page_take(fs, ino, &pg, &since) == 0
                 ? 0 : bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
@@ -302,23 +286,49 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino)
         token = pg.next_token;
         pg.next_token = NULL;
         bfs_s3_list_page_done(&pg);
+        for (size_t i = from; r == 0 && i < l.n; i++) {
+            uint64_t old;
+
+            merge_known(fs, ino, &l.nodes[i], &old);
+            if (old)
+                changed_add(&ch, old);
+        }
+        if (r == 0)
+            fs_meta_page(ml, l.nodes, from, l.n);
     } while (r == 0 && token);
     free(token);
+    fs_meta_end(ml, l.nodes);
     if (r == 0)
-        r = store_listing(fs, m, ino, prefix, &l, since);
+        r = store_listing(fs, ino, &l, since);
+    if (r == 0)
+        keep_answers(fs, ino, ml);
+    /* pages of versions that are gone: the kernel must not serve them */
+    for (size_t i = 0; r == 0 && i < ch.n; i++)
+        fs_kernel_inval_inode(fs, ch.ino[i], 1, 0);
+    fs_meta_free(ml);
+    free(ch.ino);
     free(prefix);
     free(l.nodes);
     return r;
 }
 
-int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
+int fs_list_from_page(struct bfs_fs *fs, uint64_t ino, const char *prefix,
                       const struct bfs_s3_list_page *pg, int64_t since_ns)
 {
     struct listing l = {0};
     int r = pg->next_token ? -EAGAIN : add_page(fs, &l, pg, strlen(prefix));
 
+    /* no metadata asked here: a lookup wants one name; the readdir that
+     * may follow asks (learn_snapshot) */
+    for (size_t i = 0; r == 0 && i < l.n; i++) {
+        uint64_t old;
+
+        merge_known(fs, ino, &l.nodes[i], &old);
+        if (old)
+            fs_kernel_inval_inode(fs, old, 1, 0);
+    }
     if (r == 0)
-        r = store_listing(fs, m, ino, prefix, &l, since_ns);
+        r = store_listing(fs, ino, &l, since_ns);
     free(l.nodes);
     return r;
 }
@@ -387,20 +397,62 @@ static int stale_listing(struct bfs_fs *fs, uint64_t ino)
     return !fs_fresh(fs, bfs_store_listing_time(fs->store, ino));
 }
 
+/* A directory listed earlier (by a lookup's LIST, or within the TTL):
+ * asks what meta.c wants of the snapshot's entries (nothing once they are
+ * known), stores the answers and shows them. */
+static int learn_snapshot(struct bfs_fs *fs, struct bfs_dir *d)
+{
+    size_t n = d->n - 2, nch = 0;
+    struct bfs_node *nodes, *ch;
+    struct meta_learn *ml;
+    struct mapping *m;
+    char *prefix = NULL;
+    int r;
+
+    if (d->n <= 2 || fs->cfg->list_meta == BFS_LIST_META_NONE)
+        return 0;
+    r = fs_inode_target(fs, d->ino, &m, &prefix, NULL);
+    if (r < 0)
+        return r;
+    nodes = malloc(2 * n * sizeof(*nodes));
+    ml = nodes ? fs_meta_begin(fs, m, prefix) : NULL;
+    free(prefix);
+    if (!ml) {
+        free(nodes);
+        return 0; /* shown as they are */
+    }
+    for (size_t i = 0; i < n; i++)
+        nodes[i] = d->e[i + 2].node;
+    fs_meta_batch(ml, nodes, n);
+    fs_meta_end(ml, nodes);
+    ch = nodes + n;
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[i].meta == d->e[i + 2].node.meta && nodes[i].kind == d->e[i + 2].node.kind)
+            continue; /* nothing learnt */
+        d->e[i + 2].node = nodes[i];
+        ch[nch++] = nodes[i];
+    }
+    if (nch > 0 && bfs_store_nodes_learnt(fs->store, ch, nch) == 0)
+        keep_answers(fs, d->ino, ml);
+    fs_meta_free(ml);
+    free(nodes);
+    return 0;
+}
+
 int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
 {
     struct bfs_node dot = {.ino = ino, .kind = BFS_KIND_DIR, .name = "."};
     struct bfs_node dotdot = {.ino = ino, .kind = BFS_KIND_DIR, .name = ".."};
     struct bfs_dir *d = calloc(1, sizeof(*d));
-    int r = 0;
+    int r = 0, listed = 0;
 
     if (!d)
         return -ENOMEM;
     d->ino = ino;
     if (ino == BFS_ROOT_INO)
         r = root_refresh(fs);
-    else if (stale_listing(fs, ino))
-        r = fs_list_remote(fs, ino);
+    else if ((listed = stale_listing(fs, ino)))
+        r = fs_list_remote(fs, ino, 1);
     /* "." and ".." first; readdir needs only their type */
     if (r == 0)
         r = snap_add(d, &dot);
@@ -408,6 +460,8 @@ int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
         r = snap_add(d, &dotdot);
     if (r == 0)
         r = ino == BFS_ROOT_INO ? snap_root(fs, d) : bfs_store_children(fs->store, ino, snap_add, d);
+    if (r == 0 && ino != BFS_ROOT_INO && !listed)
+        r = learn_snapshot(fs, d);
     if (r < 0) {
         bfs_fs_closedir(d);
         return r;

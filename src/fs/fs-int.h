@@ -288,6 +288,9 @@ struct bfs_fs {
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets, block_fd_reuses;
     atomic_uint_fast64_t early_answers; /* reads answered from inside their GET */
+    atomic_uint_fast64_t meta_requests; /* HEADs and GETs of listings' metadata */
+    atomic_uint_fast64_t kernel_invals; /* kernel entries and inodes invalidated */
+    struct bfs_fs_kernel kernel; /* set before the first request */
 };
 
 /* ---- inode.c ---- */
@@ -411,14 +414,15 @@ int fs_put_small(struct bfs_fs *fs, struct mapping *m, const char *key, const ch
                  const struct bfs_node *n, const char *ctype, char etag[BFS_S3_ETAG_MAX]);
 
 /* ---- namespace.c / dir.c ---- */
-int fs_list_remote(struct bfs_fs *fs, uint64_t ino);
+/* With learn, also the metadata a listing cannot carry (meta.c). */
+int fs_list_remote(struct bfs_fs *fs, uint64_t ino, int learn);
 /* Keeps the first page of directory ino's listing (moved out of pg) for
  * its next fs_list_remote within the TTL. */
 void fs_first_page_keep(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_list_page *pg,
                         int64_t since_ns);
 /* Stores one page (prefix's children) as the whole listing of directory
  * ino; -EAGAIN, storing nothing, if the page is not the whole directory. */
-int fs_list_from_page(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *prefix,
+int fs_list_from_page(struct bfs_fs *fs, uint64_t ino, const char *prefix,
                       const struct bfs_s3_list_page *pg, int64_t since_ns);
 /* Changes the key of ino (and of every inode below it, for a directory). */
 void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key);
@@ -430,6 +434,43 @@ void fs_workers_stop(struct workers *w);
 int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued);
 /* Queues a task first in line if a thread is idle to take it; -EAGAIN if not. */
 int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg);
+
+/* ---- meta.c ---- */
+/* What a listing cannot tell, learnt in parallel while it goes on. */
+#define BFS_META_BODY_MAX 4095 /* an object this small may be a symlink */
+struct meta_learn;
+/* NULL with list_meta=none (every fs_meta_* call takes NULL). */
+struct meta_learn *fs_meta_begin(struct bfs_fs *fs, struct mapping *m, const char *prefix);
+/* Entries nodes[from, to) arrived (one LIST page): starts the requests
+ * list_meta asks for. Entries that are local or HEADED count as known. */
+void fs_meta_page(struct meta_learn *ml, const struct bfs_node *nodes, size_t from, size_t to);
+/* fs_meta_page over n entries at once, in pages of 1,000. */
+void fs_meta_batch(struct meta_learn *ml, const struct bfs_node *nodes, size_t n);
+/* Waits for every request and writes the answers into nodes (the same
+ * array, maybe moved, with the same entries at the same places). */
+void fs_meta_end(struct meta_learn *ml, struct bfs_node *nodes);
+/* The answers, for what the nodes do not hold (user xattrs, bodies). */
+struct meta_answer {
+    const char *name;
+    int dir;
+    const char *etag;
+    const struct bfs_s3_meta *meta;
+    const char *body;       /* a small object's bytes (NULL: HEADed) */
+    size_t body_len;
+};
+size_t fs_meta_count(const struct meta_learn *ml);
+int fs_meta_answer(const struct meta_learn *ml, size_t k, struct meta_answer *ret);
+void fs_meta_free(struct meta_learn *ml);
+/* Whether object metadata holds any of mode, uid, gid, mtime. */
+int fs_meta_carried(const struct bfs_s3_meta *m);
+
+/* ---- inode.c: telling the kernel ----
+ * What the kernel was told and is wrong now. With wait, returns once the
+ * kernel has it (bounded: the fuse layer gives up after a second); never
+ * call with wait for the entry of a directory whose lookup, create or
+ * readdir is being answered (the kernel holds that directory's lock). */
+void fs_kernel_inval_inode(struct bfs_fs *fs, uint64_t ino, int data, int wait);
+void fs_kernel_inval_entry(struct bfs_fs *fs, uint64_t parent, const char *name, int wait);
 
 /* ---- lookup.c ---- */
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns);

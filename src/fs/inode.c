@@ -251,6 +251,29 @@ int fs_name_valid(const char *name, size_t len)
            !memchr(name, '\0', len);
 }
 
+/* ---- telling the kernel ---- */
+
+void bfs_fs_set_kernel(struct bfs_fs *fs, const struct bfs_fs_kernel *k)
+{
+    fs->kernel = *k;
+}
+
+void fs_kernel_inval_inode(struct bfs_fs *fs, uint64_t ino, int data, int wait)
+{
+    if (!fs->kernel.inval_inode)
+        return;
+    atomic_fetch_add(&fs->kernel_invals, 1);
+    fs->kernel.inval_inode(fs->kernel.ctx, ino, data, wait);
+}
+
+void fs_kernel_inval_entry(struct bfs_fs *fs, uint64_t parent, const char *name, int wait)
+{
+    if (!fs->kernel.inval_entry)
+        return;
+    atomic_fetch_add(&fs->kernel_invals, 1);
+    fs->kernel.inval_entry(fs->kernel.ctx, parent, name, wait);
+}
+
 /* ---- negative lookups ---- */
 
 void fs_negative_add(struct bfs_fs *fs, uint64_t parent, const char *name)

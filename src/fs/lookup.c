@@ -13,6 +13,14 @@
  * extension is most often a file, so its HEAD goes out alongside the LIST
  * (one round trip); any other name (data, 2024, .config) is most often a
  * directory, so its HEAD is sent only when the LIST found none.
+ *
+ * A row whose metadata is not known for its ETag (not HEADED: a listing
+ * that showed defaults, meta.c) is HEADed when its name is looked up, when
+ * it is opened, and at getattr; where the answer differs from what the row
+ * showed, the kernel is told (fs_kernel_inval_*) before the call answers,
+ * and a type change answers ESTALE to the inode that had the old type.
+ * This file and meta.c are the only places that turn S3 replies into a
+ * node's attributes; inode.c turns a row into struct stat.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -281,7 +289,7 @@ int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_
     if (r == 0 && n.kind == BFS_KIND_DIR && probe.pg.next_token)
         fs_first_page_keep(fs, n.ino, &probe.pg, probe.since);
     else if (r == 0 && n.kind == BFS_KIND_DIR && probe.listed) /* the whole directory */
-        (void)fs_list_from_page(fs, m, n.ino, dir.data, &probe.pg, probe.since);
+        (void)fs_list_from_page(fs, n.ino, dir.data, &probe.pg, probe.since);
     if (r == 0)
         *ret = n;
 out:
@@ -312,33 +320,61 @@ static int lookup_root(struct bfs_fs *fs, const char *name, struct bfs_node *n)
     return bfs_store_node_lookup(fs->store, BFS_ROOT_INO, name, n);
 }
 
-/* HEADs key into n (a row of the store): metadata, size, ETag. */
-static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n)
+/* What a HEAD changed of what a row showed (head_into). */
+#define SEEN_KIND 1  /* the name is another type now: the kernel's inode is wrong */
+#define SEEN_ATTR 2  /* mode, owner, times or size differ */
+#define SEEN_DATA 4  /* another version: the kernel's pages are wrong */
+
+static int seen_change(const struct bfs_fs *fs, const struct bfs_node *a, const struct bfs_node *b)
+{
+    struct stat x, y;
+    int seen = 0;
+
+    fs_node_to_stat(fs, a, &x);
+    fs_node_to_stat(fs, b, &y);
+    if ((x.st_mode & S_IFMT) != (y.st_mode & S_IFMT))
+        seen |= SEEN_KIND;
+    if (x.st_mode != y.st_mode || x.st_uid != y.st_uid || x.st_gid != y.st_gid ||
+        x.st_size != y.st_size || x.st_mtim.tv_sec != y.st_mtim.tv_sec ||
+        x.st_mtim.tv_nsec != y.st_mtim.tv_nsec)
+        seen |= SEEN_ATTR;
+    if (strcmp(a->etag, b->etag) != 0)
+        seen |= SEEN_DATA;
+    return seen;
+}
+
+/* HEADs key into n (a row of the store): metadata, size, ETag. *seen
+ * (may be NULL) says what changed of what the row showed. */
+static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n,
+                     int *seen)
 {
     struct bfs_s3_object o = {0};
-    char old[sizeof(n->etag)];
+    struct bfs_node old = *n;
     int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
 
+    if (seen)
+        *seen = 0;
     if (r == -ENOENT) {
         (void)bfs_store_node_gone(fs->store, n->parent, n->name);
         return r;
     }
     if (r < 0)
         return r;
-    memcpy(old, n->etag, sizeof(old));
     fs_node_from_object(n, &o, 1);
     n->fetched_ns = bfs_now_ns();
     r = bfs_store_node_put(fs->store, n);
     if (r == 0)
         r = fs_xattrs_import(fs, n->ino, &o.meta);
     bfs_s3_object_done(&o);
-    if (r == 0 && strcmp(old, n->etag) != 0)
+    if (r == 0 && strcmp(old.etag, n->etag) != 0)
         (void)bfs_store_blocks_drop(fs->store, n->ino, n->etag); /* old version's blocks */
+    if (r == 0 && seen)
+        *seen = seen_change(fs, &old, n);
     return r;
 }
 
 /* HEADs a child of parent known from a listing. */
-static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n)
+static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n, int *seen)
 {
     struct mapping *m;
     struct bfs_buf key;
@@ -350,7 +386,7 @@ static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n)
     bfs_buf_init(&key, 8192);
     r = bfs_buf_addf(&key, "%s%s", pkey, n->name);
     if (r == 0)
-        r = head_into(fs, m, key.data, n);
+        r = head_into(fs, m, key.data, n, seen);
     bfs_buf_done(&key);
     free(pkey);
     return r;
@@ -359,7 +395,7 @@ static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n)
 /* Finds parent/name without touching the kernel's counts. */
 static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n)
 {
-    int r, listed;
+    int r, listed, seen = 0;
 
     if (parent == BFS_ROOT_INO)
         return lookup_root(fs, name, n);
@@ -376,7 +412,11 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
          * symlink), which a listing does not carry: one HEAD, once */
         if (n->meta & BFS_META_HEADED)
             return 0;
-        r = head_child(fs, parent, n);
+        r = head_child(fs, parent, n, &seen);
+        /* the reply carries the new attributes (and a new type makes the
+         * kernel drop its old inode); its pages of an old version go */
+        if (r == 0 && (seen & SEEN_DATA))
+            fs_kernel_inval_inode(fs, n->ino, 1, 0);
     } else if (r == -ENOENT && listed) {
         return -ENOENT;
     } else { /* unknown, stale, or a directory from a listing (is there a marker?) */
@@ -433,15 +473,26 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 {
     struct mapping *m;
     char *key = NULL;
-    int r;
+    int r, seen = 0;
 
     settle(fs, ino, n);
-    if (n->kind == BFS_KIND_DIR || n->local || fs_fresh(fs, n->fetched_ns))
+    if (n->kind == BFS_KIND_DIR || n->local)
+        return 0;
+    /* a listing that showed defaults (meta.c) is checked at the first use */
+    if (fs_fresh(fs, n->fetched_ns) && (n->meta & BFS_META_HEADED))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
     if (r == 0)
-        r = head_into(fs, m, key, n);
+        r = head_into(fs, m, key, n, &seen);
     free(key);
+    if (r == -ENOENT || (r == 0 && (seen & SEEN_KIND))) {
+        /* the kernel's inode for the name is wrong: its next lookup of
+         * the name asks again (and ESTALE makes open and stat do that) */
+        fs_kernel_inval_entry(fs, n->parent, n->name, 1);
+        return r == 0 ? -ESTALE : r;
+    }
+    if (r == 0 && (seen & (SEEN_ATTR | SEEN_DATA)))
+        fs_kernel_inval_inode(fs, ino, (seen & SEEN_DATA) != 0, 1);
     return r;
 }
 
@@ -483,12 +534,17 @@ int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
     return r;
 }
 
+/* A symlink's target from the block cache (meta.c keeps it there when a
+ * listing fetched the object whole), else from S3, then kept. */
 int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
 {
     struct bfs_s3_sink sink = {.buf = buf, .cap = size - 1};
+    struct bfs_s3_object o = {0};
+    struct bfs_node n = {0};
     struct mapping *m;
     char *key = NULL;
-    int64_t n;
+    char etag[BFS_S3_ETAG_MAX];
+    int64_t got;
     int kind, r;
 
     r = fs_inode_target(fs, ino, &m, &key, &kind);
@@ -498,12 +554,25 @@ int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
         free(key);
         return -EINVAL;
     }
-    n = bfs_s3_get_object(m->client, m->bucket, key, NULL, &sink, NULL, NULL);
+    if (bfs_store_node_get(fs->store, ino, &n) == 0 && n.etag[0] && !n.local &&
+        (got = bfs_store_block_read(fs->store, ino, n.etag, 0, 0, buf, size - 1)) >= 0 &&
+        (uint64_t)got == n.size) {
+        free(key);
+        buf[got] = '\0';
+        return (int)got;
+    }
+    got = bfs_s3_get_object(m->client, m->bucket, key, NULL, &sink, &o, NULL);
     free(key);
-    if (n == -EOVERFLOW)
+    if (got >= 0) {
+        bfs_s3_etag_normalize(o.etag, etag);
+        if (strcmp(etag, n.etag) == 0 && !n.local)
+            (void)bfs_store_block_put(fs->store, ino, etag, 0, buf, (size_t)got);
+    }
+    bfs_s3_object_done(&o);
+    if (got == -EOVERFLOW)
         return -ENAMETOOLONG;
-    if (n < 0)
-        return (int)n;
-    buf[n] = '\0';
-    return (int)n;
+    if (got < 0)
+        return (int)got;
+    buf[got] = '\0';
+    return (int)got;
 }

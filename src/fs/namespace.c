@@ -273,7 +273,7 @@ static int dir_empty(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const c
                                   (pg.nobjects == 1 && strcmp(pg.objects[0].key, dkey) == 0));
     bfs_s3_list_page_done(&pg);
     if (empty) { /* files written here and not uploaded yet count too */
-        r = fs_list_remote(fs, ino);
+        r = fs_list_remote(fs, ino, 0);
         if (r == 0 && bfs_store_children(fs->store, ino, count_child, NULL) > 0)
             empty = 0;
     }

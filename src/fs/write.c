@@ -166,6 +166,10 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
         return r == -ENOENT ? -ESTALE : r;
     if (n.kind == BFS_KIND_DIR)
         return -EISDIR;
+    /* the new version keeps the object's mode, owner and mtime: a listing
+     * that showed defaults (meta.c) does not say them */
+    if (!n.local && !(n.meta & BFS_META_HEADED) && (r = fs_revalidate(fs, ino, &n)) < 0)
+        return r;
     fd = open_staging(fs, ino, 1, O_CREAT | O_TRUNC);
     if (fd < 0)
         return fd;

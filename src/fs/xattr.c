@@ -60,6 +60,7 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                             "\"write_failures\":%llu},\"skipped_keys\":%llu,"
                             "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
                             "\"block_fd_reuses\":%llu,\"early_answers\":%llu,"
+                            "\"meta_requests\":%llu,\"kernel_invals\":%llu,"
                             "\"uploaded\":%llu,\"uploaded_bytes\":%llu,"
                             "\"upload_failures\":%llu,\"uptime_s\":%lld,"
                             "\"version\":\"%s\"}",
@@ -72,6 +73,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                          (unsigned long long)atomic_load(&fs->ranged_gets),
                          (unsigned long long)atomic_load(&fs->block_fd_reuses),
                          (unsigned long long)atomic_load(&fs->early_answers),
+                         (unsigned long long)atomic_load(&fs->meta_requests),
+                         (unsigned long long)atomic_load(&fs->kernel_invals),
                          (unsigned long long)atomic_load(&fs->up.uploaded),
                          (unsigned long long)atomic_load(&fs->up.bytes),
                          (unsigned long long)atomic_load(&fs->up.failures),

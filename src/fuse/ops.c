@@ -4,9 +4,7 @@
  * call src/fs and reply. Each handler replies exactly once, with a reply
  * the operation's documentation lists as valid.
  */
-#define FUSE_USE_VERSION 314
 #include <errno.h>
-#include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include "bucketfs/fs.h"
 #include "bucketfs/fuse.h"
 #include "bucketfs/util.h"
+#include "fuse-int.h"
 
 struct bfs_fuse {
     struct fuse_session *se;
@@ -517,18 +516,25 @@ int bfs_fuse_mount(struct bfs_fuse *f, const char *mountpoint, char *err, size_t
 int bfs_fuse_run(struct bfs_fuse *f, struct bfs_fs *fs, int single_thread)
 {
     struct fuse_loop_config *lc;
+    struct notifier *nt = notifier_start(f->se);
+    struct bfs_fs_kernel k = {notifier_inval_inode, notifier_inval_entry, nt};
     int r;
 
+    if (!nt)
+        return -ENOMEM;
     f->fs = fs;
-    if (fuse_set_signal_handlers(f->se) != 0)
-        return -EIO;
+    bfs_fs_set_kernel(fs, &k);
+    r = fuse_set_signal_handlers(f->se) != 0 ? -EIO : 0;
+    if (r < 0)
+        goto out;
     if (single_thread) {
         r = fuse_session_loop(f->se);
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc) {
             fuse_remove_signal_handlers(f->se);
-            return -ENOMEM;
+            r = -ENOMEM;
+            goto out;
         }
         fuse_loop_cfg_set_max_threads(lc, 32);
         fuse_loop_cfg_set_idle_threads(lc, 8);
@@ -536,6 +542,10 @@ int bfs_fuse_run(struct bfs_fuse *f, struct bfs_fs *fs, int single_thread)
         fuse_loop_cfg_destroy(lc);
     }
     fuse_remove_signal_handlers(f->se);
+out:
+    /* no request runs any more: nothing notifies after this */
+    bfs_fs_set_kernel(fs, &(struct bfs_fs_kernel){0});
+    notifier_stop(nt);
     return r < 0 ? r : 0;
 }
 

@@ -133,6 +133,9 @@ static const char *const sql[ST_COUNT] = {
                        " gid, meta, fetched_ns, local, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
                        " ?7, ?8, ?9, ?10, ?11, ?12, 1) RETURNING ino",
     [ST_NODE_DROP_NAME] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2",
+    /* what a HEAD said of the version the row still holds */
+    [ST_NODE_LEARNT] = "UPDATE nodes SET kind = ?2, mtime_ns = ?3, mode = ?4, uid = ?5, gid = ?6,"
+                       " meta = ?7 WHERE ino = ?1 AND etag = ?8 AND local = 0",
     [ST_LISTING_GET] = "SELECT listed_ns FROM listings WHERE ino = ?1",
     [ST_LISTING_SET] = "INSERT OR REPLACE INTO listings(ino, listed_ns) VALUES (?1, ?2)",
     [ST_LISTING_DEL] = "DELETE FROM listings WHERE ino = ?1",

@@ -219,6 +219,34 @@ int bfs_store_listing_replace(struct bfs_store *s, uint64_t parent, struct bfs_n
     return store_end(c, r);
 }
 
+int bfs_store_nodes_learnt(struct bfs_store *s, const struct bfs_node *nodes, size_t n)
+{
+    struct store_conn *c = store_conn(s);
+    int r = c ? store_begin(c) : -EIO;
+
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        const struct bfs_node *x = &nodes[i];
+        sqlite3_stmt *st = store_stmt(c, ST_NODE_LEARNT);
+
+        if (!st) {
+            r = -EIO;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)x->ino);
+        sqlite3_bind_int(st, 2, x->kind);
+        sqlite3_bind_int64(st, 3, x->mtime_ns);
+        sqlite3_bind_int64(st, 4, x->mode);
+        sqlite3_bind_int64(st, 5, x->uid);
+        sqlite3_bind_int64(st, 6, x->gid);
+        sqlite3_bind_int(st, 7, x->meta);
+        sqlite3_bind_text(st, 8, x->etag, -1, SQLITE_STATIC);
+        r = store_exec(st);
+    }
+    return store_end(c, r);
+}
+
 int64_t bfs_store_listing_time(struct bfs_store *s, uint64_t parent)
 {
     sqlite3_stmt *st = store_stmt(store_conn(s), ST_LISTING_GET);

@@ -114,6 +114,9 @@ static void options_and_maps(void)
     CHECK(strstr(err, "-o file_mode") != NULL);
     CHECK(bfs_config_option(&c, "bogus", err, sizeof(err)) == -EINVAL);
     CHECK(bfs_config_option(&c, "block_size=3000", err, sizeof(err)) == -EINVAL);
+    CHECK(c.list_meta == BFS_LIST_META_AUTO); /* the default: exact */
+    CHECK(bfs_config_option(&c, "list_meta=auto", err, sizeof(err)) == 0 &&
+          c.list_meta == BFS_LIST_META_AUTO);
     CHECK(bfs_config_option(&c, "list_meta=small", err, sizeof(err)) == 0 &&
           c.list_meta == BFS_LIST_META_SMALL);
     CHECK(bfs_config_option(&c, "list_meta=all", err, sizeof(err)) == 0 &&
