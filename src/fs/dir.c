@@ -169,8 +169,7 @@ static void merge_known(struct bfs_fs *fs, uint64_t dir, struct bfs_node *n, uin
     n->meta = old.meta;
 }
 
-/* Keeps what the answers of ml hold beyond the nodes: user.* attributes,
- * and a symlink's target (its body) in the block cache for readlink. */
+/* Keeps what the answers of ml hold beyond the nodes: user.* attributes. */
 static void keep_answers(struct bfs_fs *fs, uint64_t dir, const struct meta_learn *ml)
 {
     for (size_t k = 0; k < fs_meta_count(ml); k++) {
@@ -182,14 +181,13 @@ static void keep_answers(struct bfs_fs *fs, uint64_t dir, const struct meta_lear
             continue;
         for (size_t i = 0; i < a.meta->n && !has_xattrs; i++)
             has_xattrs = strncmp(a.meta->names[i], "xattr-", 6) == 0;
-        if (!has_xattrs && !a.body)
+        if (!has_xattrs)
             continue;
-        if (bfs_store_node_lookup(fs->store, dir, a.name, &n) < 0 || n.local)
-            continue;
-        if (has_xattrs)
+        if (bfs_store_node_lookup(fs->store, dir, a.name, &n) < 0 || n.local ||
+            a.dir != (n.kind == BFS_KIND_DIR))
+            continue; /* gone, written here since, or an object a directory shadows */
+        if (a.dir || strcmp(n.etag, a.etag) == 0)
             (void)fs_xattrs_import(fs, n.ino, a.meta);
-        if (a.body && n.kind == BFS_KIND_SYMLINK && strcmp(n.etag, a.etag) == 0)
-            (void)bfs_store_block_put(fs->store, n.ino, n.etag, 0, a.body, a.body_len);
     }
 }
 

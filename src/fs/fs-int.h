@@ -437,7 +437,7 @@ int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg);
 
 /* ---- meta.c ---- */
 /* What a listing cannot tell, learnt in parallel while it goes on. */
-#define BFS_META_BODY_MAX 4095 /* an object this small may be a symlink */
+#define BFS_META_SMALL_MAX 4095 /* an object this small may be a symlink */
 struct meta_learn;
 /* NULL with list_meta=none (every fs_meta_* call takes NULL). */
 struct meta_learn *fs_meta_begin(struct bfs_fs *fs, struct mapping *m, const char *prefix);
@@ -449,14 +449,12 @@ void fs_meta_batch(struct meta_learn *ml, const struct bfs_node *nodes, size_t n
 /* Waits for every request and writes the answers into nodes (the same
  * array, maybe moved, with the same entries at the same places). */
 void fs_meta_end(struct meta_learn *ml, struct bfs_node *nodes);
-/* The answers, for what the nodes do not hold (user xattrs, bodies). */
+/* The answers, for what the nodes do not hold (user xattrs). */
 struct meta_answer {
     const char *name;
     int dir;
     const char *etag;
     const struct bfs_s3_meta *meta;
-    const char *body;       /* a small object's bytes (NULL: HEADed) */
-    size_t body_len;
 };
 size_t fs_meta_count(const struct meta_learn *ml);
 int fs_meta_answer(const struct meta_learn *ml, size_t k, struct meta_answer *ret);

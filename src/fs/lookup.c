@@ -534,8 +534,8 @@ int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
     return r;
 }
 
-/* A symlink's target from the block cache (meta.c keeps it there when a
- * listing fetched the object whole), else from S3, then kept. */
+/* A symlink's target from the block cache, else from S3, then kept there
+ * (rsync and cp -a read every link's target; the next readlink is free). */
 int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
 {
     struct bfs_s3_sink sink = {.buf = buf, .cap = size - 1};
