@@ -41,6 +41,8 @@ from botocore.config import Config
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 MB = 1e6
 BUCKET = "bfs-bench"
+# what s3fs writes on an object (x-amz-meta-*): mode 33188 = S_IFREG | 0644
+S3FS_META = {"mode": "33188", "uid": "1000", "gid": "1000", "mtime": "1500000000"}
 # rclone uploads 5 s after the last close by default; with 0 s its upload races
 # rsync's utimes and rename of the temporary file and fails (rclone 1.60)
 RCLONE_WRITE_BACK = os.environ.get("BENCH_RCLONE_WRITE_BACK", "5s")
@@ -62,7 +64,7 @@ class Sizes:
         self.big = 128 * MiB if quick else GiB          # workloads 1, 2, 3, 6
         self.small_n = 200 if quick else 1000           # workloads 4 and 9
         self.small_size = 16 * KiB
-        self.list_n = 2000 if quick else 10000          # workload 5
+        self.list_n = 2000 if quick else 10000          # workloads 5, 10 and 11
         self.fio_s = 5 if quick else 30                 # workload 6
         self.rand_n = 100 if quick else 300             # workload 6, reads timed one by one
         self.mig_n = 60 if quick else 300               # workload 7
@@ -231,9 +233,10 @@ class Server:
                 "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
 
     def put_many(self, items):
-        """items: [(key, bytes)], in parallel."""
+        """items: [(key, bytes)] or [(key, bytes, {metadata})], in parallel."""
         with concurrent.futures.ThreadPoolExecutor(32) as ex:
-            list(ex.map(lambda kv: self.s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), items))
+            list(ex.map(lambda kv: self.s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1],
+                                                      Metadata=kv[2] if len(kv) > 2 else {}), items))
 
     # -- curl (the keys go through a config on stdin, never on a command line)
     def curl_auth(self):
@@ -517,6 +520,7 @@ def setup(ctx):
     write_tree(os.path.join(ctx.work, "src"), {"big.bin": z.big})
     s.s3.upload_file(ctx.src_big, BUCKET, "data/big.bin")
     items = [("data/list/f%05d" % i, b"l" * 128) for i in range(z.list_n)]
+    items += [("data/listmeta/f%05d" % i, b"m" * 128, S3FS_META) for i in range(z.list_n)]
     per_dir = z.tree_n // z.tree_dirs
     items += [("data/tree/d%02d/f%04d" % (d, i), b"t" * KiB)
               for d in range(z.tree_dirs) for i in range(per_dir)]
@@ -529,8 +533,9 @@ def setup(ctx):
     ctx.mig_files = {"d%d/f%03d.bin" % (i % 10, i): n for i, n in enumerate(sizes)}
     ctx.src_mig = os.path.join(ctx.work, "src", "mig")
     write_tree(ctx.src_mig, ctx.mig_files)
-    log("data set ready in %.0fs: %s object, %d + %d + %d small objects; migration tree %d files, %.0f MiB",
-        time.monotonic() - t0, human(z.big), z.list_n, z.tree_n, z.small_n, len(sizes), sum(sizes) / MiB)
+    log("data set ready in %.0fs: %s object, %d + %d (with metadata) + %d + %d small objects; "
+        "migration tree %d files, %.0f MiB", time.monotonic() - t0, human(z.big), z.list_n, z.list_n,
+        z.tree_n, z.small_n, len(sizes), sum(sizes) / MiB)
 
 
 # ---------------------------------------------------------------- workloads
@@ -630,8 +635,8 @@ def migrate_limit(ctx, rnd):
 
 
 def cold_meta(ctx, tool, rnd, metric, cmd, moved=0):
-    """5, 8 and 9: one command over server-made data on a fresh mount;
-    seconds, and the requests it cost."""
+    """5, 8, 9, 10 and 11: one command over server-made data on a fresh mount
+    (11: on a remount, see remount_meta); seconds, and the requests it cost."""
     cache = ctx.cache(tool, "%s%d" % (metric, rnd))
     mark = ctx.begin()
     m = tool.mount(cache)
@@ -644,24 +649,63 @@ def cold_meta(ctx, tool, rnd, metric, cmd, moved=0):
     ctx.drop(cache)
 
 
+def remount_meta(ctx, tool, rnd, metric, cmd):
+    """11: cmd once on a fresh mount (neither timed nor counted), unmount,
+    then cold_meta's measurement on a mount of the same cache."""
+    m = tool.mount(ctx.cache(tool, "%s%d" % (metric, rnd)))
+    run(cmd(m.root))
+    m.stop()
+    ctx.live.remove(m)
+    cold_meta(ctx, tool, rnd, metric, cmd)
+
+
+def list_pages_limit(ctx, metric, prefix, delimiter=True):
+    """The LIST pages below prefix, and how many."""
+    dt, pages = ctx.server.curl_list(prefix, delimiter=delimiter)
+    ctx.add(metric, "curl", dt)
+    ctx.add(metric + "_requests", "curl", pages)
+
+
+def ls_l(d):
+    return lambda root: "ls -l %s/%s > /dev/null" % (root, d)
+
+
 def listing(ctx, tool, rnd):
-    cold_meta(ctx, tool, rnd, "list", lambda root: "ls -l %s/data/list > /dev/null" % root)
+    cold_meta(ctx, tool, rnd, "list", ls_l("data/list"))
 
 
 def listing_limit(ctx, rnd):
-    dt, pages = ctx.server.curl_list("data/list/", delimiter=True)
-    ctx.add("list", "curl", dt)
-    ctx.add("list_requests", "curl", pages)
+    list_pages_limit(ctx, "list", "data/list/")
+
+
+def listing_meta(ctx, tool, rnd):
+    """10: as 5, the objects carrying s3fs's metadata (mode, uid, gid, mtime)."""
+    cold_meta(ctx, tool, rnd, "list_meta", ls_l("data/listmeta"))
+
+
+def listing_meta_limit(ctx, rnd):
+    list_pages_limit(ctx, "list_meta", "data/listmeta/")
+
+
+def listing_remount(ctx, tool, rnd):
+    """11: 5's and 10's ls -l again after a remount that keeps the cache."""
+    remount_meta(ctx, tool, rnd, "list_remount", ls_l("data/list"))
+    remount_meta(ctx, tool, rnd, "list_meta_remount", ls_l("data/listmeta"))
+
+
+def listing_remount_limit(ctx, rnd):
+    """The same LIST pages as 5 and 10 (what a remount that kept nothing sends)."""
+    list_pages_limit(ctx, "list_remount", "data/list/")
+    list_pages_limit(ctx, "list_meta_remount", "data/listmeta/")
 
 
 def tree_walk(ctx, tool, rnd):
-    cold_meta(ctx, tool, rnd, "find", lambda root: "find %s/data/tree > /dev/null" % root)
+    cold_meta(ctx, tool, rnd, "find",
+              lambda root: "find %s/data/tree -name '*.csv' > /dev/null" % root)
 
 
 def tree_walk_limit(ctx, rnd):
-    dt, pages = ctx.server.curl_list("data/tree/", delimiter=False)
-    ctx.add("find", "curl", dt)
-    ctx.add("find_requests", "curl", pages)
+    list_pages_limit(ctx, "find", "data/tree/", delimiter=False)
 
 
 def small_read(ctx, tool, rnd):
@@ -749,6 +793,8 @@ WORKLOADS = [
     (migrate, migrate_limit),
     (tree_walk, tree_walk_limit),
     (small_read, small_read_limit),
+    (listing_meta, listing_meta_limit),
+    (listing_remount, listing_remount_limit),
 ]
 
 
@@ -769,11 +815,19 @@ def metrics(z):
          % z.fio_s, "IOPS", True),
         ("rsync", "7. Migration: rsync -a of %d files (1 KiB–%d MiB, %.0f MiB), until in the server"
          % (z.mig_n, z.mig_max // MiB, sum(z.mig_sizes()) / MiB), "s", False),
-        ("find", "8. Tree walk: find over %d files in %d directories, cold" % (z.tree_n, z.tree_dirs),
-         "s", False),
+        ("find", "8. Tree walk: find -name '*.csv' over %d files in %d directories, cold"
+         % (z.tree_n, z.tree_dirs), "s", False),
         ("find_requests", "8. … requests sent for that find", "requests", False),
         ("small_read", "9. Small-file reads: cat of %d × 16 KiB files, cold" % z.small_n, "s", False),
         ("small_read_requests", "9. … requests sent for that cat", "requests", False),
+        ("list_meta", "10. Listing with metadata: ls -l of %d objects carrying s3fs metadata, cold"
+         % z.list_n, "s", False),
+        ("list_meta_requests", "10. … requests sent for that ls -l", "requests", False),
+        ("list_remount", "11. Listing again after a remount (cache kept): 5's ls -l, the second time",
+         "s", False),
+        ("list_remount_requests", "11. … requests sent for that ls -l", "requests", False),
+        ("list_meta_remount", "11. The same for 10's objects with metadata", "s", False),
+        ("list_meta_remount_requests", "11. … requests sent for that ls -l", "requests", False),
     ]
 
 
@@ -848,8 +902,9 @@ def report(ctx, env):
            "people's tests): read ratios, not absolute figures.", "",
            "Options: bucketfs defaults (`-o cache_dir=DIR`); s3fs `-o use_cache=DIR,use_path_request_style`; "
            "rclone `mount --vfs-cache-mode full --cache-dir DIR --vfs-write-back %s`. Each workload runs "
-           "on a fresh mount with an empty cache (2: remounted on the kept cache); writes are timed until "
-           "the server lists every byte (bucketfs: %s first)." % (RCLONE_WRITE_BACK, env["bucketfs_settle"]), "",
+           "on a fresh mount with an empty cache (2 and 11: remounted on the kept cache); writes are "
+           "timed until the server lists every byte (bucketfs: %s first)."
+           % (RCLONE_WRITE_BACK, env["bucketfs_settle"]), "",
            "Ratios: how many times better bucketfs is (above 1: bucketfs ahead; below 1: behind); "
            "the limit is curl moving the same bytes with plain S3 requests.", "",
            "| Workload | Unit | " + " | ".join(names) + " | curl limit | bucketfs vs best peer | bucketfs vs limit |",

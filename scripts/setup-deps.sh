@@ -4,7 +4,11 @@
 #
 #   scripts/setup-deps.sh            build + test dependencies, s3rver
 #   SETUP_RGW=0 scripts/setup-deps.sh   skip the Ceph RGW packages
-#   SETUP_PEERS=1 ...                also the benchmark peers (s3fs, rclone, fio)
+#   SETUP_PEERS=1 ...                also the benchmark peers (rclone, fio, gnuplot)
+#
+# s3fs is a test dependency: tests/integration/test_meta.py writes objects
+# with it as a writer independent of bucketfs. autoconf, automake and perl
+# (prove) build and run pjdfstest for scripts/conformance.sh.
 #
 # s3rver comes from the npm registry at a pinned version into .deps/ (git
 # ignored), so tests never depend on a global npm install.
@@ -15,9 +19,9 @@ S3RVER_VERSION=3.7.1
 pkgs=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libxml2-dev libsqlite3-dev
       sqlite3 curl ca-certificates python3-boto3 awscli nodejs npm attr rsync openssl
-      groff-base)
+      groff-base s3fs autoconf automake perl)
 [ "${SETUP_RGW:-1}" = 1 ] && pkgs+=(ceph-mon ceph-osd radosgw ceph-common)
-[ "${SETUP_PEERS:-0}" = 1 ] && pkgs+=(s3fs rclone fio gnuplot-nox)
+[ "${SETUP_PEERS:-0}" = 1 ] && pkgs+=(rclone fio gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do
