@@ -146,6 +146,8 @@ struct wfile {
     pthread_cond_t cond;      /* signalled when an upload ends */
     int fd;                   /* staging file of gen, read-write */
     uint64_t gen;
+    uint64_t low_gen;         /* the oldest generation whose staging file may
+                               * still exist (fs_wfile_forget_gens) */
     int writers;              /* open handles that may write */
     int opens;                /* open handles reading or writing through it */
     int dirty;                /* written since the last commit */
@@ -337,6 +339,10 @@ int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w);
 ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size_t size,
                        off_t off);
 ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off);
+/* Removes the staging files of w's generations below below, which no
+ * upload reads any more (one upload of an inode runs at a time, in order).
+ * Caller holds w->lock. */
+void fs_wfile_forget_gens(struct bfs_fs *fs, struct wfile *w, uint64_t below);
 /* Drops w from the table if nothing needs it any more. */
 void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w);
 /* Waits (w->lock held) until gen is in S3; the upload's error otherwise. */

@@ -347,6 +347,8 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
             (void)unlink(path);
         }
+        /* older ones were kept for this upload or never sent: gone too */
+        fs_wfile_forget_gens(fs, w, u->gen);
         if ((!finished || w->rerun) && !undo && !w->queued && w->sealed) {
             w->queued = 1; /* a newer generation is committed: send it too */
             fs_upload_enqueue(fs, u->ino);

@@ -14,6 +14,7 @@
  *
  * LOCK ORDER: w->lock before fs->lock. Never take w->lock holding fs->lock.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -105,6 +106,7 @@ static struct wfile *wfile_new(uint64_t ino, int fd, uint64_t gen)
     w->ino = ino;
     w->fd = fd;
     w->gen = gen;
+    w->low_gen = gen;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     return w;
@@ -153,6 +155,22 @@ static void unlink_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen)
     (void)unlink(path);
 }
 
+/* A new, empty staging file for gen. Never an old file of that name: a
+ * generation number comes back when a wfile is made again for the inode,
+ * and what is left at its name may be a hard link to another generation's
+ * bytes (fs_wfile_next_gen), which O_TRUNC would destroy. */
+static int create_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen)
+{
+    unlink_staging(fs, ino, gen);
+    return open_staging(fs, ino, gen, O_CREAT | O_EXCL);
+}
+
+void fs_wfile_forget_gens(struct bfs_fs *fs, struct wfile *w, uint64_t below)
+{
+    for (; w->low_gen < below; w->low_gen++)
+        unlink_staging(fs, w->ino, w->low_gen);
+}
+
 /* A new wfile for ino from its node: staging gen 1, filled unless truncate. */
 static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **ret)
 {
@@ -170,7 +188,7 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
      * that showed defaults (meta.c) does not say them */
     if (!n.local && !(n.meta & BFS_META_HEADED) && (r = fs_revalidate(fs, ino, &n)) < 0)
         return r;
-    fd = open_staging(fs, ino, 1, O_CREAT | O_TRUNC);
+    fd = create_staging(fs, ino, 1);
     if (fd < 0)
         return fd;
     r = truncate || n.size == 0 ? 0 : fill(fs, ino, fd, n.size);
@@ -278,7 +296,7 @@ static int unseal(struct bfs_fs *fs, struct wfile *w)
 
     if (!w->sealed || w->deleted) /* an unlinked file is never sent again */
         return 0;
-    fd = open_staging(fs, w->ino, w->gen + 1, O_CREAT | O_TRUNC);
+    fd = create_staging(fs, w->ino, w->gen + 1);
     if (fd < 0)
         return fd;
     while (left > 0 && r == 0) {
@@ -473,8 +491,8 @@ void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w)
             }
         }
         pthread_mutex_unlock(&fs->lock);
-        if (drop)
-            unlink_staging(fs, w->ino, w->gen);
+        if (drop) /* every generation is in S3: no file is needed */
+            fs_wfile_forget_gens(fs, w, w->gen + 1);
     }
     pthread_mutex_unlock(&w->lock);
 }
@@ -587,9 +605,50 @@ static int recover_one(void *ctx, const struct bfs_upload *u)
     return 0;
 }
 
+/* Staging files that no journal row names are left over: a generation
+ * whose upload a crash interrupted after a newer one was committed, or a
+ * write never closed. Nothing refers to them (recovery made the wfiles of
+ * every row already), so they go. */
+static void remove_orphans(struct bfs_fs *fs)
+{
+    char dir[4096], *slash;
+    struct dirent *e;
+    DIR *d;
+
+    bfs_store_staging_path(fs->store, 0, 0, dir, sizeof(dir));
+    slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    d = opendir(dir);
+    while (d && (e = readdir(d))) {
+        unsigned long long ino, gen;
+        struct bfs_upload u;
+        int keep, end = 0;
+
+        if (sscanf(e->d_name, "%llu-%llu%n", &ino, &gen, &end) != 2 || e->d_name[end])
+            continue; /* not a staging file */
+        keep = bfs_store_upload_get(fs->store, ino, &u);
+        if (keep == 0) {
+            keep = u.gen == gen;
+            bfs_upload_done(&u);
+        } else {
+            keep = keep != -ENOENT; /* the journal cannot say: keep it */
+        }
+        if (!keep)
+            unlink_staging(fs, ino, gen);
+    }
+    if (d)
+        closedir(d);
+}
+
 int fs_wfiles_recover(struct bfs_fs *fs)
 {
-    return bfs_store_uploads(fs->store, recover_one, fs);
+    int r = bfs_store_uploads(fs->store, recover_one, fs);
+
+    if (r == 0)
+        remove_orphans(fs);
+    return r;
 }
 
 int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w)
