@@ -59,6 +59,7 @@ struct bfs_config {
     char *cache_dir;       /* default: $XDG_CACHE_HOME or ~/.cache /bucketfs/<mount> */
     uint64_t cache_size;   /* bytes; default 10 GiB */
     int64_t metadata_ttl;  /* seconds; default 60 */
+    int64_t request_timeout_ms; /* the longest an S3 call of a syscall takes; 30 s */
     int64_t upload_retry_max; /* seconds between retries of a failing upload, at most;
                                * default 300 (permanent failures wait this long) */
     int64_t upload_delay_ms; /* a closed file waits this long before its upload

@@ -148,6 +148,8 @@ struct bfs_s3_config {
     int max_retries;        /* retries after the first try (0: 6, negative: none) */
     long connect_timeout_ms; /* default 10 s */
     long low_speed_time_s;  /* abort a transfer stalled this long (default 30 s) */
+    long request_timeout_ms; /* the longest a call without a large body takes,
+                              * retries included (default 30 s); see below */
     const char *ca_file;    /* CA bundle (NULL: AWS_CA_BUNDLE, else the system's) */
     int insecure;           /* do not verify TLS peers (explicit only) */
     enum bfs_s3_sse sse;    /* sent on PUT, multipart and copy requests */
@@ -185,6 +187,19 @@ enum bfs_s3_op {
 };
 const char *bfs_s3_op_name(enum bfs_s3_op op);
 void bfs_s3_client_stats(const struct bfs_s3_client *c, struct bfs_s3_stats *ret);
+
+/* Outages. A call that ends because the endpoint did not answer (refused,
+ * timed out, reset, unresolvable) marks it down, logged once; while it is
+ * down, calls fail at once (-ETIMEDOUT, code "Unreachable") but for one
+ * every two seconds, which tries; the first answer of any kind marks it up
+ * again (logged, counted in recoveries). Calls that carry a large body
+ * (uploads, parts) and copies always try and are bounded only by the
+ * stall rule (low_speed_time_s): they run in the background or must not
+ * be cut. Returns the ms since the outage began, or 0 when up. */
+int64_t bfs_s3_client_down_ms(const struct bfs_s3_client *c);
+uint64_t bfs_s3_client_recoveries(const struct bfs_s3_client *c);
+/* Whether err (a negative errno from a call) says the endpoint did not answer. */
+int bfs_s3_unreachable(int err);
 
 /* ---- objects and metadata ---- */
 

@@ -97,6 +97,16 @@ static void print_requests(const struct cli_json *st)
            (unsigned long long)cli_json_u64(st, "retries"),
            (unsigned long long)cli_json_u64(st, "errors"), a, b);
     print_ops(cli_json_get(st, "by_op"));
+    if (cli_json_u64(st, "unreachable_s")) {
+        char t[32];
+
+        cli_fmt_secs(cli_json_u64(st, "unreachable_s"), t);
+        printf("S3          NOT ANSWERING for %s: cached listings and attributes are served "
+               "past their TTL, changes wait in the journal\n", t);
+    }
+    if (cli_json_u64(st, "stale_serves"))
+        printf("stale       %llu answers from the cache while S3 did not answer\n",
+               (unsigned long long)cli_json_u64(st, "stale_serves"));
     if (cli_json_u64(st, "skipped_keys"))
         printf("skipped     %llu keys that cannot be paths (see the log)\n",
                (unsigned long long)cli_json_u64(st, "skipped_keys"));

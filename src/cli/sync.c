@@ -10,12 +10,15 @@
  * FUSE thread is held for minutes and Ctrl-C simply stops waiting. The
  * uploads go on in the daemon either way.
  *
- * The daemon retries a failed upload forever (SPEC.md "Writes"), so sync
- * cannot wait for it: once nothing under PATH is uploading or queued and
- * every remaining upload has failed (permanently, or transiently and
- * waiting for its next try), it names each file with its error and exits
- * 1. Files still open for writing are not journaled yet: sync names them
- * but does not wait for them, as their data is sent when they are closed.
+ * Each read of user.bucketfs.sync also makes the uploads that failed for
+ * a passing reason (the server unreachable, 5xx) due at once, at most once
+ * a second, so sync waits through an outage: it says once what the uploads
+ * wait for and goes on waiting until they land. It gives up only when
+ * every remaining upload has failed permanently (AccessDenied,
+ * NoSuchBucket...), or at --timeout: then it names each file with its
+ * error and exits 1 (the daemon keeps the data and keeps retrying). Files
+ * still open for writing are not journaled yet: sync names them but does
+ * not wait for them, as their data is sent when they are closed.
  *
  * Exit status: 0 all uploaded, 1 some upload failed, 2 usage, or the mount
  * or PATH could not be asked.
@@ -39,17 +42,22 @@ struct progress {
     int on;        /* drawing a bar on stderr (a terminal) */
     uint64_t most; /* the most bytes seen outstanding: 100% of the bar */
     int64_t t0_ms;
+    int64_t until_ms; /* --timeout: give up then (0: never) */
+    int said_retrying; /* told once that uploads wait for their next try */
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: bucketfs sync [--quiet] MOUNTPOINT [PATH]\n"
+    fprintf(out, "usage: bucketfs sync [--quiet] [--timeout DURATION] MOUNTPOINT [PATH]\n"
                  "\n"
                  "Waits until every file written and closed under PATH (a file or directory\n"
-                 "of the mount; the whole mount without PATH) is in S3. Exits 1, naming the\n"
-                 "files and errors, when uploads fail (the daemon keeps retrying them).\n"
+                 "of the mount; the whole mount without PATH) is in S3. Uploads that failed\n"
+                 "for a passing reason (S3 unreachable) are retried at once and waited for.\n"
+                 "Exits 1, naming the files and errors, when the uploads left have failed\n"
+                 "for good (the daemon keeps retrying them), or at the timeout.\n"
                  "\n"
-                 "  -q, --quiet   no progress bar (it is drawn only when stderr is a terminal)\n"
+                 "  -q, --quiet          no progress bar (drawn only when stderr is a terminal)\n"
+                 "  -t, --timeout TIME   give up after TIME (30s, 5m, 1h; default: never)\n"
                  "  -h, --help\n");
 }
 
@@ -171,11 +179,27 @@ static int report_failures(const struct cli_json *up)
     return 1;
 }
 
+static int late(const struct progress *pg)
+{
+    return pg->until_ms && bfs_mono_ms() >= pg->until_ms;
+}
+
+/* The error of the first upload waiting for its next try. */
+static const char *first_error(const struct cli_json *up)
+{
+    const struct cli_json *items = cli_json_get(up, "items");
+
+    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
+        if (!strcmp(cli_json_str(it, "state"), "retrying"))
+            return cli_json_str(it, "error");
+    return "a passing failure";
+}
+
 /* One look at the uploads: 0 all done, 1 failed, -1 keep waiting, 2 error. */
 static int look(const char *target, struct progress *pg)
 {
     struct cli_json *up = NULL;
-    uint64_t left, moving;
+    uint64_t left, moving, retrying;
     /* .sync: the daemon also starts what waits out upload_delay */
     int r = cli_read_json(target, "user.bucketfs.sync", &up);
 
@@ -186,7 +210,19 @@ static int look(const char *target, struct progress *pg)
     }
     left = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
     moving = cli_json_u64(up, "uploading") + cli_json_u64(up, "queued");
-    if (left == 0 || moving == 0) {
+    retrying = cli_json_u64(up, "retrying");
+    if (left > 0 && moving == 0 && retrying > 0 && !late(pg)) {
+        /* a passing failure: the daemon retries at once (this read asked) */
+        if (!pg->said_retrying) {
+            clear_bar(pg);
+            fprintf(stderr, "bucketfs sync: %llu upload%s wait%s for S3 (%s); retrying\n",
+                    (unsigned long long)retrying, retrying == 1 ? "" : "s",
+                    retrying == 1 ? "s" : "", first_error(up));
+            pg->said_retrying = 1;
+        }
+        draw(pg, up);
+        r = -1;
+    } else if (left == 0 || moving == 0 || late(pg)) {
         clear_bar(pg);
         name_items(up, "open");
         r = left == 0 ? 0 : report_failures(up);
@@ -205,15 +241,23 @@ static int look(const char *target, struct progress *pg)
     return r;
 }
 
-static int parse_args(int argc, char **argv, int *quiet, const char **mnt, const char **path)
+static int parse_args(int argc, char **argv, int *quiet, int64_t *timeout_s, const char **mnt,
+                      const char **path)
 {
-    static const struct option lo[] = {{"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"quiet", 0, 0, 'q'}, {"timeout", 1, 0, 't'},
+                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
 
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "qt:h", lo, NULL)) != -1) {
         if (ch == 'q') {
             *quiet = 1;
+        } else if (ch == 't') {
+            if (bfs_parse_duration(optarg, timeout_s) < 0 || *timeout_s <= 0) {
+                fprintf(stderr, "bucketfs sync: bad --timeout '%s' (a duration such as 30s, "
+                                "5m or 1h)\n", optarg);
+                return 2;
+            }
         } else if (ch == 'h') {
             usage(stdout);
             return 0;
@@ -239,11 +283,14 @@ int cli_sync(int argc, char **argv)
     const char *mnt = NULL, *path = NULL;
     char *target = NULL;
     int quiet = 0, rc, wait_ms = POLL_FIRST_MS;
+    int64_t timeout_s = 0;
     dev_t dev;
 
-    rc = parse_args(argc, argv, &quiet, &mnt, &path);
+    rc = parse_args(argc, argv, &quiet, &timeout_s, &mnt, &path);
     if (rc >= 0)
         return rc;
+    if (timeout_s)
+        pg.until_ms = pg.t0_ms + timeout_s * 1000;
     if (cli_mount_check("sync", mnt, &dev) < 0)
         return 2;
     target = path ? resolve_path(mnt, dev, path) : strdup(mnt);

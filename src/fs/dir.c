@@ -451,6 +451,9 @@ int bfs_fs_opendir(struct bfs_fs *fs, uint64_t ino, struct bfs_dir **ret)
         r = root_refresh(fs);
     else if ((listed = stale_listing(fs, ino)))
         r = fs_list_remote(fs, ino, 1);
+    /* S3 does not answer: the last listing, however old */
+    if (r < 0 && listed && bfs_store_listing_time(fs->store, ino) != 0 && fs_stale_ok(fs, r))
+        r = 0;
     /* "." and ".." first; readdir needs only their type */
     if (r == 0)
         r = snap_add(d, &dot);

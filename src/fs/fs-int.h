@@ -242,6 +242,10 @@ struct uploader {
                                 * close; one delay for all keeps it in order */
     int dropped;              /* a push failed (no memory): the next retry
                                * scan queues rows whose wfile says queued */
+    int retry_all;            /* the next scan, at once, also takes rows whose
+                               * retry time has not come (sync, a recovery) */
+    int64_t retry_all_ms;     /* when sync last asked for that */
+    uint64_t recoveries_seen; /* the clients' outages that ended, as last seen */
     int stop;
     int nthreads;             /* immutable */
     pthread_t threads[UPLOADERS];
@@ -290,7 +294,9 @@ struct bfs_fs {
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets, block_fd_reuses;
     atomic_uint_fast64_t early_answers; /* reads answered from inside their GET */
-    atomic_uint_fast64_t meta_requests; /* HEADs and GETs of listings' metadata */
+    atomic_uint_fast64_t meta_requests; /* HEADs of listings' metadata */
+    atomic_uint_fast64_t stale_serves; /* answers from the cache past their TTL
+                                        * because S3 did not answer */
     atomic_uint_fast64_t kernel_invals; /* kernel entries and inodes invalidated */
     struct bfs_fs_kernel kernel; /* set before the first request */
 };
@@ -391,7 +397,8 @@ void fs_uploader_stop(struct bfs_fs *fs);
 void fs_upload_enqueue(struct bfs_fs *fs, uint64_t ino);
 /* The same after upload_delay_ms: what a close commits. */
 void fs_upload_enqueue_later(struct bfs_fs *fs, uint64_t ino);
-/* Every upload waiting out its delay is due now (bucketfs sync). */
+/* Every upload waiting out its delay, or its next try after a passing
+ * failure, is due now (bucketfs sync). */
 void fs_upload_expedite(struct bfs_fs *fs);
 const char *fs_content_type(const char *key);
 /* Metadata headers for mode, uid, gid and mtime (s3fs style), and for the
@@ -477,6 +484,9 @@ void fs_kernel_inval_inode(struct bfs_fs *fs, uint64_t ino, int data, int wait);
 void fs_kernel_inval_entry(struct bfs_fs *fs, uint64_t parent, const char *name, int wait);
 
 /* ---- lookup.c ---- */
+/* Whether r (an S3 call's result) says S3 did not answer, so that what the
+ * cache knows may be served past its TTL (stale-if-error); counts it. */
+int fs_stale_ok(struct bfs_fs *fs, int r);
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns);
 /* Asks S3 what parent/name is (file, directory or nothing) and records it. */
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret);

@@ -25,6 +25,9 @@ static struct bfs_s3_config client_config(const struct bfs_config *c,
     sc.addressing = ps < 0 ? BFS_S3_ADDR_AUTO : ps ? BFS_S3_ADDR_PATH : BFS_S3_ADDR_VHOST;
     sc.unsigned_payload = 1;
     sc.max_connections = c->max_connections;
+    sc.request_timeout_ms = (long)c->request_timeout_ms;
+    /* a stalled transfer is cut within the call's bound too */
+    sc.low_speed_time_s = c->request_timeout_ms < 30000 ? (long)(c->request_timeout_ms / 1000) : 0;
     sc.ca_file = c->ca_file;
     sc.insecure = c->insecure;
     return sc;

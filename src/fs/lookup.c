@@ -185,6 +185,14 @@ static int top_dir(const struct bfs_fs *fs, const struct mapping *m, const char 
     return lo < t->n || t->complete ? TOP_NOT_DIR : TOP_UNKNOWN;
 }
 
+int fs_stale_ok(struct bfs_fs *fs, int r)
+{
+    if (!bfs_s3_unreachable(r))
+        return 0;
+    atomic_fetch_add(&fs->stale_serves, 1);
+    return 1;
+}
+
 /* Whether a check made at then_ns still holds. Checks made by an earlier
  * mount are never trusted: the object may have changed while nobody was
  * watching, so the first use after a mount always asks S3 once. */
@@ -395,14 +403,16 @@ static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n, in
 /* Finds parent/name without touching the kernel's counts. */
 static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n)
 {
-    int r, listed, seen = 0;
+    int r, row, listed, seen = 0;
+    int64_t listed_ns;
 
     if (parent == BFS_ROOT_INO)
         return lookup_root(fs, name, n);
     if (fs_negative_has(fs, parent, name))
         return -ENOENT;
-    listed = fs_fresh(fs, bfs_store_listing_time(fs->store, parent));
-    r = bfs_store_node_lookup(fs->store, parent, name, n);
+    listed_ns = bfs_store_listing_time(fs->store, parent);
+    listed = fs_fresh(fs, listed_ns);
+    r = row = bfs_store_node_lookup(fs->store, parent, name, n);
     /* a local row (written here, upload pending) is the truth: S3 has not
      * seen it yet */
     if (r == 0 && (n->local || (n->kind == BFS_KIND_DIR && (n->meta & BFS_META_HEADED))))
@@ -422,6 +432,10 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
     } else { /* unknown, stale, or a directory from a listing (is there a marker?) */
         r = fs_resolve(fs, parent, name, n);
     }
+    /* S3 does not answer: what the cache knows, however old (a row, or
+     * the name's absence from the last listing) */
+    if (r < 0 && (row == 0 || (row == -ENOENT && listed_ns)) && fs_stale_ok(fs, r))
+        return row == 0 && bfs_store_node_lookup(fs->store, parent, name, n) == 0 ? 0 : -ENOENT;
     if (r == -ENOENT) {
         (void)bfs_store_node_gone(fs->store, parent, name);
         fs_negative_add(fs, parent, name);
@@ -485,6 +499,8 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     if (r == 0)
         r = head_into(fs, m, key, n, &seen);
     free(key);
+    if (r < 0 && fs_stale_ok(fs, r))
+        return 0; /* S3 does not answer: the row as it is */
     if (r == -ENOENT || (r == 0 && (seen & SEEN_KIND))) {
         /* the kernel's inode for the name is wrong: its next lookup of
          * the name asks again (and ESTALE makes open and stat do that) */

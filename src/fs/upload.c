@@ -169,6 +169,12 @@ void fs_upload_expedite(struct bfs_fs *fs)
         (void)queue_pop(&up->later);
         moved = 1;
     }
+    /* and what waits for its next try, at most once a second (sync polls) */
+    if (bfs_mono_ms() - up->retry_all_ms >= 1000) {
+        up->retry_all_ms = bfs_mono_ms();
+        up->retry_all = 1;
+        moved = 1;
+    }
     if (moved)
         pthread_cond_broadcast(&up->cond);
     pthread_mutex_unlock(&up->lock);
@@ -363,7 +369,7 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
 }
 
 static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
-                           const struct bfs_s3_error *e)
+                           struct mapping *m, const struct bfs_s3_error *e)
 {
     int permanent = !e->retryable && e->status != 0;
     int64_t max = fs->cfg->upload_retry_max * 1000000000LL;
@@ -375,9 +381,13 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
     snprintf(msg, sizeof(msg), "%s%s%s", e->code, e->message[0] ? ": " : "", e->message);
     (void)bfs_store_upload_failed(fs->store, u->ino, u->gen, permanent, msg, bfs_now_ns() + wait);
     atomic_fetch_add(&fs->up.failures, 1);
-    bfs_err("upload of %s failed (attempt %d): %s; %s, trying again in %lld s", u->key,
-            u->attempts + 1, msg, permanent ? "kept in the journal" : "transient",
-            (long long)(wait / 1000000000));
+    /* an outage is logged once, by the client; its uploads wait quietly */
+    if (m && bfs_s3_unreachable(e->err) && bfs_s3_client_down_ms(m->client) > 0)
+        bfs_debug("upload of %s waits for the endpoint (%s)", u->key, msg);
+    else
+        bfs_err("upload of %s failed (attempt %d): %s; %s, trying again in %lld s", u->key,
+                u->attempts + 1, msg, permanent ? "kept in the journal" : "transient",
+                (long long)(wait / 1000000000));
     if (w) {
         pthread_mutex_lock(&w->lock);
         w->uploading = 0;
@@ -458,7 +468,7 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
     if (r == 0)
         record_success(fs, w, &u, m, etag);
     else
-        record_failure(fs, w, &u, &e);
+        record_failure(fs, w, &u, m, &e);
     bfs_upload_done(&u);
     fs_wfile_put(fs, w);
 }
@@ -466,6 +476,7 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
 struct scan {
     struct bfs_fs *fs;
     int dropped; /* a push failed since the last scan: "queued" may be untrue */
+    int all;     /* every row that failed for a passing reason, due or not */
 };
 
 /* Queues journal rows whose retry time has come and that are not queued
@@ -478,7 +489,7 @@ static int requeue_due(void *ctx, const struct bfs_upload *u)
     struct wfile *w;
     int go = 0;
 
-    if (u->next_ns > bfs_now_ns())
+    if (u->next_ns > bfs_now_ns() && !(sc->all && u->state != BFS_UPLOAD_FAILED))
         return 0;
     w = fs_wfile_find(fs, u->ino);
     if (w) {
@@ -492,6 +503,20 @@ static int requeue_due(void *ctx, const struct bfs_upload *u)
     if (go)
         fs_upload_enqueue(fs, u->ino);
     return 0;
+}
+
+/* Whether an outage of an endpoint ended since the last look. Caller
+ * holds up->lock. */
+static int recovered(struct bfs_fs *fs)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < fs->nclients; i++)
+        n += bfs_s3_client_recoveries(fs->clients[i]);
+    if (n == fs->up.recoveries_seen)
+        return 0;
+    fs->up.recoveries_seen = n;
+    return 1;
 }
 
 /* Takes the next inode that is due, waiting for one; returns 0 at stop
@@ -517,11 +542,14 @@ static uint64_t next_due(struct bfs_fs *fs, int64_t *last_scan)
         }
         if (up->stop)
             break;
-        if (now >= wake) {
-            struct scan sc = {.fs = fs, .dropped = up->dropped};
+        if (recovered(fs))
+            up->retry_all = 1; /* S3 answers again: what waited goes at once */
+        if (now >= wake || up->retry_all) {
+            struct scan sc = {.fs = fs, .dropped = up->dropped, .all = up->retry_all};
 
             *last_scan = now;
             up->dropped = 0;
+            up->retry_all = 0;
             pthread_mutex_unlock(&up->lock);
             (void)bfs_store_uploads(fs->store, requeue_due, &sc);
             (void)bfs_store_journal_sync(fs->store); /* finishes left unsynced */

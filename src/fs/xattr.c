@@ -31,11 +31,15 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
 {
     struct bfs_s3_stats total = {0};
     struct bfs_store_stats ss;
+    int64_t down_ms = 0; /* the longest outage going on */
     int r;
 
     for (size_t i = 0; i < fs->nclients; i++) {
         struct bfs_s3_stats s;
+        int64_t d = bfs_s3_client_down_ms(fs->clients[i]);
 
+        if (d > down_ms)
+            down_ms = d;
         bfs_s3_client_stats(fs->clients[i], &s);
         total.requests += s.requests;
         total.retries += s.retries;
@@ -60,7 +64,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                             "\"write_failures\":%llu},\"skipped_keys\":%llu,"
                             "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
                             "\"block_fd_reuses\":%llu,\"early_answers\":%llu,"
-                            "\"meta_requests\":%llu,\"kernel_invals\":%llu,"
+                            "\"meta_requests\":%llu,\"kernel_invals\":%llu,\"stale_serves\":%llu,"
+                            "\"unreachable_s\":%lld,"
                             "\"uploaded\":%llu,\"uploaded_bytes\":%llu,"
                             "\"upload_failures\":%llu,\"uptime_s\":%lld,"
                             "\"version\":\"%s\"}",
@@ -75,6 +80,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                          (unsigned long long)atomic_load(&fs->early_answers),
                          (unsigned long long)atomic_load(&fs->meta_requests),
                          (unsigned long long)atomic_load(&fs->kernel_invals),
+                         (unsigned long long)atomic_load(&fs->stale_serves),
+                         (long long)((down_ms + 999) / 1000),
                          (unsigned long long)atomic_load(&fs->up.uploaded),
                          (unsigned long long)atomic_load(&fs->up.bytes),
                          (unsigned long long)atomic_load(&fs->up.failures),

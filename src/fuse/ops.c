@@ -24,6 +24,15 @@ struct bfs_fuse {
 /* Reads from this size up are answered from the block file by splice. */
 #define SPLICE_MIN (64 * 1024)
 
+/* The errno a caller sees for a negative result: S3 not answering is EIO
+ * (or ETIMEDOUT when it timed out), not a socket error of the daemon's. */
+static int uerr(int r)
+{
+    if (r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ECONNRESET || r == -ENETUNREACH)
+        return EIO;
+    return -r;
+}
+
 static struct bfs_fs *fs_of(fuse_req_t req)
 {
     return ((struct bfs_fuse *)fuse_req_userdata(req))->fs;
@@ -67,7 +76,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     if (r < 0) {
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
         return;
     }
     fill_entry(&e, fs, &st);
@@ -94,7 +103,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
     (void)fi;
     if (r < 0)
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
     else
         fuse_reply_attr(req, &st, bfs_fs_ttl(fs_of(req)));
 }
@@ -105,7 +114,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     int r = bfs_fs_readlink(fs_of(req), ino, buf, sizeof(buf));
 
     if (r < 0)
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
     else
         fuse_reply_readlink(req, buf);
 }
@@ -116,7 +125,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     int r = bfs_fs_opendir(fs_of(req), ino, &d);
 
     if (r < 0) {
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)d;
@@ -193,7 +202,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int r = bfs_fs_open(fs_of(req), ino, fi->flags, &f);
 
     if (r < 0) {
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)f;
@@ -246,7 +255,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         reply_ref(req, &ref);
         bfs_fs_read_ref_done(f, &ref);
     } else if (n < 0) {
-        fuse_reply_err(req, (int)-n);
+        fuse_reply_err(req, uerr((int)n));
     } else {
         fuse_reply_buf(req, buf, (size_t)n);
     }
@@ -272,7 +281,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void reply_xattr(fuse_req_t req, ssize_t n, char *buf, size_t size)
 {
     if (n < 0)
-        fuse_reply_err(req, (int)-n);
+        fuse_reply_err(req, uerr((int)n));
     else if (size == 0)
         fuse_reply_xattr(req, (size_t)n);
     else
@@ -310,7 +319,7 @@ static void reply_entry_or_err(fuse_req_t req, int r, const struct stat *st)
     struct fuse_entry_param e;
 
     if (r < 0) {
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
         return;
     }
     fill_entry(&e, fs_of(req), st);
@@ -324,7 +333,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
     (void)ino;
     if (n < 0)
-        fuse_reply_err(req, (int)-n);
+        fuse_reply_err(req, uerr((int)n));
     else
         fuse_reply_write(req, (size_t)n);
 }
@@ -332,13 +341,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    fuse_reply_err(req, -bfs_fs_flush(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh));
+    fuse_reply_err(req, uerr(bfs_fs_flush(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh)));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)ino, (void)datasync;
-    fuse_reply_err(req, -bfs_fs_fsync(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh));
+    fuse_reply_err(req, uerr(bfs_fs_fsync(fs_of(req), (struct bfs_file *)(uintptr_t)fi->fh)));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -356,7 +365,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= BFS_SET_MTIME_NOW;
     r = bfs_fs_setattr(fs_of(req), ino, attr, set, &st);
     if (r < 0)
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
     else
         fuse_reply_attr(req, &st, bfs_fs_ttl(fs_of(req)));
 }
@@ -392,18 +401,18 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fuse_reply_err(req, -bfs_fs_unlink(fs_of(req), parent, name));
+    fuse_reply_err(req, uerr(bfs_fs_unlink(fs_of(req), parent, name)));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    fuse_reply_err(req, -bfs_fs_rmdir(fs_of(req), parent, name));
+    fuse_reply_err(req, uerr(bfs_fs_rmdir(fs_of(req), parent, name)));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
                       const char *newname, unsigned int flags)
 {
-    fuse_reply_err(req, -bfs_fs_rename(fs_of(req), parent, name, newparent, newname, flags));
+    fuse_reply_err(req, uerr(bfs_fs_rename(fs_of(req), parent, name, newparent, newname, flags)));
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
@@ -422,7 +431,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int r = bfs_fs_create(fs_of(req), parent, name, mode, c->uid, c->gid, &st, &f);
 
     if (r < 0) {
-        fuse_reply_err(req, -r);
+        fuse_reply_err(req, uerr(r));
         return;
     }
     fill_entry(&e, fs_of(req), &st);
@@ -434,12 +443,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
-    fuse_reply_err(req, -bfs_fs_setxattr(fs_of(req), ino, name, value, size, flags));
+    fuse_reply_err(req, uerr(bfs_fs_setxattr(fs_of(req), ino, name, value, size, flags)));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    fuse_reply_err(req, -bfs_fs_removexattr(fs_of(req), ino, name));
+    fuse_reply_err(req, uerr(bfs_fs_removexattr(fs_of(req), ino, name)));
 }
 
 static const struct fuse_lowlevel_ops ops = {

@@ -154,6 +154,7 @@ int bfs_s3_client_new(const struct bfs_s3_config *cfg, struct bfs_s3_creds *cred
     c->max_retries = cfg->max_retries > 0 ? cfg->max_retries : cfg->max_retries < 0 ? 0 : 6;
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 10000;
     c->low_speed_time_s = cfg->low_speed_time_s > 0 ? cfg->low_speed_time_s : 30;
+    c->request_timeout_ms = cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : 30000;
     c->insecure = cfg->insecure;
     r = s3_sse_setup(c, cfg);
     if (r == -EINVAL)

@@ -229,6 +229,7 @@ struct xfer {
     uint64_t body_pos;      /* bytes of the body sent so far */
     int64_t delivered;      /* bytes given to a callback sink */
     int sink_err;           /* the sink refused (too small, or its callback) */
+    long timeout_ms;        /* the attempt's bound (0: only the stall rule) */
 };
 
 static size_t on_read(char *buf, size_t size, size_t nitems, void *u)
@@ -518,6 +519,7 @@ static void set_options(struct bfs_s3_client *c, CURL *h, struct xfer *x, struct
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->timeout_ms); /* pooled handles keep it */
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -677,6 +679,13 @@ static int64_t backoff_ms(int attempt)
     return cap / 2 + (int64_t)(rnd % (uint32_t)(cap / 2 + 1));
 }
 
+int64_t s3_backoff_max_ms(int attempt)
+{
+    int64_t cap = 100LL << (attempt < 6 ? attempt : 6);
+
+    return cap > 5000 ? 5000 : cap;
+}
+
 int s3_client_retries(const struct bfs_s3_client *c)
 {
     return c->max_retries;
@@ -688,14 +697,93 @@ void s3_backoff(struct bfs_s3_client *c, int attempt)
     bfs_sleep_ms(backoff_ms(attempt));
 }
 
+/* ---- outages ---- */
+
+#define PROBE_MS 2000     /* while down, one call tries this often */
+#define BOUNDED_BODY (1u << 20) /* calls with more to send run unbounded */
+
+int bfs_s3_unreachable(int err)
+{
+    return err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH ||
+           err == -ECONNRESET || err == -ENETUNREACH;
+}
+
+int64_t bfs_s3_client_down_ms(const struct bfs_s3_client *c)
+{
+    int64_t since = atomic_load(&c->down_since_ms);
+
+    return since ? bfs_mono_ms() - since + 1 : 0;
+}
+
+uint64_t bfs_s3_client_recoveries(const struct bfs_s3_client *c)
+{
+    return atomic_load(&c->recoveries);
+}
+
+/* Uploads and copies may take long by right; every other call answers
+ * within request_timeout_ms, whatever the server does. */
+static int bounded(const struct s3_request *r)
+{
+    return !(r->body && r->body->length > BOUNDED_BODY) && r->op != BFS_S3_OP_COPY &&
+           r->op != BFS_S3_OP_MPU_PART && r->op != BFS_S3_OP_MPU_COMPLETE;
+}
+
+/* 0: try; -ETIMEDOUT: the endpoint is down and another call tried lately. */
+static int down_gate(struct bfs_s3_client *c, struct bfs_s3_error *e)
+{
+    int64_t since = atomic_load(&c->down_since_ms), now, last;
+
+    if (!since)
+        return 0;
+    now = bfs_mono_ms();
+    last = atomic_load(&c->probe_ms);
+    if (now - last >= PROBE_MS && atomic_compare_exchange_strong(&c->probe_ms, &last, now))
+        return 0;
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "the endpoint has not answered for %lld s",
+             (long long)((now - since) / 1000));
+    bfs_s3_error_set(e, -ETIMEDOUT, 0, "Unreachable", msg);
+    e->retryable = 1;
+    return -ETIMEDOUT;
+}
+
+/* since: when the call that found it began (the outage began before) */
+static void mark_down(struct bfs_s3_client *c, const struct bfs_s3_error *e, int64_t since)
+{
+    int64_t zero = 0;
+
+    atomic_store(&c->probe_ms, bfs_mono_ms());
+    if (atomic_compare_exchange_strong(&c->down_since_ms, &zero, since > 0 ? since : 1))
+        bfs_err("S3 endpoint %s does not answer (%s: %s): cached data is served, changes wait "
+                "in the journal", c->endpoint, e->code, e->message);
+}
+
+static void mark_up(struct bfs_s3_client *c)
+{
+    int64_t since = atomic_exchange(&c->down_since_ms, 0);
+
+    if (since) {
+        atomic_fetch_add(&c->recoveries, 1);
+        bfs_err("S3 endpoint %s answers again (after %lld s)", c->endpoint,
+                (long long)((bfs_mono_ms() - since) / 1000));
+    }
+}
+
 int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                        struct bfs_s3_error *reterr)
 {
     struct bfs_s3_error e = {0};
     char hash[65];
-    int rc, maybe_ran = 0, relocated = 0;
-    int64_t t0 = bfs_mono_ms();
+    int rc, maybe_ran = 0, relocated = 0, limited = bounded(r);
+    int64_t t0 = bfs_mono_ms(), deadline = t0 + c->request_timeout_ms;
 
+    if (limited && (rc = down_gate(c, &e)) < 0) {
+        atomic_fetch_add(&c->errors, 1);
+        if (reterr)
+            *reterr = e;
+        return rc;
+    }
     if (!r->region[0])
         s3_region_for(c, r->bucket, r->region);
     s3_sse_headers(c, r);
@@ -706,7 +794,9 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
     }
     for (;;) {
         struct xfer x = {.r = r, .c = c};
+        int64_t now = bfs_mono_ms();
 
+        x.timeout_ms = limited ? (long)(deadline - now > 1 ? deadline - now : 1) : 0;
         r->attempts++;
         if (r->sink)
             r->sink->len = 0;
@@ -720,6 +810,8 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
                   r->bucket ? r->bucket : "", r->key ? r->key : "", r->status,
                   rc ? e.code : "ok", r->sink ? r->sink->len : r->reply.len,
                   (long long)(bfs_mono_ms() - t0), r->attempts);
+        if (rc == 0 || r->status != 0)
+            mark_up(c); /* an answer of any kind */
         if (rc == 0)
             return 0;
         if (!relocated && s3_region_learn(c, r)) {
@@ -731,8 +823,14 @@ int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,
         /* bytes already given to a callback can only be taken back by it */
         if (x.delivered > 0 && (!r->sink->reset || r->sink->reset(r->sink->ctx) < 0))
             break;
+        /* a bounded call does not wait past its time, nor on an outage */
+        if (limited && (atomic_load(&c->down_since_ms) ||
+                        bfs_mono_ms() + s3_backoff_max_ms(r->attempts - 1) >= deadline))
+            break;
         s3_backoff(c, r->attempts - 1);
     }
+    if (r->status == 0 && bfs_s3_unreachable(rc))
+        mark_down(c, &e, t0);
     atomic_fetch_add(&c->errors, 1);
     if (reterr)
         *reterr = e;

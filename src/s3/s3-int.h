@@ -62,6 +62,8 @@ void s3_sse_headers(const struct bfs_s3_client *c, struct s3_request *r);
 /* For operations that retry on their own (errors inside 200 replies). */
 int s3_client_retries(const struct bfs_s3_client *c);
 void s3_backoff(struct bfs_s3_client *c, int attempt);
+/* The longest s3_backoff(c, attempt) sleeps. */
+int64_t s3_backoff_max_ms(int attempt);
 
 /* ---- client internals used by http.c ---- */
 
@@ -82,6 +84,7 @@ struct bfs_s3_client {
     int max_retries;
     long connect_timeout_ms;
     long low_speed_time_s;
+    long request_timeout_ms;
     char *ca_file;
     int insecure;
     enum bfs_s3_sse sse;
@@ -91,6 +94,11 @@ struct bfs_s3_client {
     char sse_c_key_md5_b64[32];
     struct bfs_s3_creds *creds; /* owned; has its own lock */
     struct s3_pool *pool;
+
+    /* outage state (http.c): when it began (mono ms, 0: up), when a call
+     * last tried while down, how many outages ended */
+    atomic_int_fast64_t down_since_ms, probe_ms;
+    atomic_uint_fast64_t recoveries;
 
     /* statistics, updated atomically */
     atomic_uint_fast64_t requests, retries, errors, bytes_up, bytes_down;

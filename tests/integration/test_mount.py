@@ -549,9 +549,12 @@ class ListingTest(MountTestCase):
             self.assertEqual(s2["by_op"]["head"] - s1["by_op"]["head"], 0,
                              "stat of every listed entry must not send HEADs: %r -> %r"
                              % (s1["by_op"], s2["by_op"]))
-            self.assertEqual(s1["by_op"]["head"] - s0["by_op"]["head"], 0,
-                             "listing must not send HEADs: %r -> %r" % (s0["by_op"], s1["by_op"]))
             lists = s2["by_op"]["list"] - s0["by_op"]["list"]
+            # list_meta=auto: a sample of at most 8 objects per page, which
+            # carry no metadata here, so nothing more
+            self.assertLessEqual(s1["by_op"]["head"] - s0["by_op"]["head"], 8 * lists,
+                                 "listing objects without metadata sends its sample only: "
+                                 "%r -> %r" % (s0["by_op"], s1["by_op"]))
             note("listdir + lstat of %d entries: %d LIST, %d HEAD", n, lists,
                  s2["by_op"]["head"] - s0["by_op"]["head"])
             self.assertLessEqual(lists, 5, "listing %d entries and stat-ing each took %d LISTs"
@@ -562,7 +565,9 @@ class ListingTest(MountTestCase):
         """ls -l lv1/lv2/big (2,500 objects) on a fresh mount: the mount's
         check lists the first 1,000 keys, which show lv1, lv2 and big are
         directories without markers, so the lookups need no request: 3
-        LISTs (the pages) and no HEAD. zz, past that first page, is looked
+        LISTs (the pages) and at most 8 HEADs per page (list_meta=auto's
+        sample, which shows the objects carry no metadata). zz, past that
+        first page, is looked
         up with one LIST that, being all of zz, is kept as its listing:
         names not in it cost nothing, and a name asked for by itself still
         gets its metadata (one HEAD)."""
@@ -582,8 +587,8 @@ class ListingTest(MountTestCase):
             lists, heads = s1["list"] - s0["list"], s1["head"] - s0["head"]
             note("ls -l t/lv1/lv2/big (%d entries) on a fresh mount: %d LIST, %d HEAD",
                  n, lists, heads)
-            self.assertEqual((lists, heads), (3, 0), "LISTs and HEADs for ls -l: %r -> %r"
-                             % (s0, s1))
+            self.assertEqual(lists, 3, "LISTs for ls -l: %r -> %r" % (s0, s1))
+            self.assertLessEqual(heads, 3 * 8, "HEADs for ls -l (the sample): %r -> %r" % (s0, s1))
             self.assertTrue(os.path.isdir(m.path("t", "zz")))
             s2 = m.stats()["by_op"]
             self.assertEqual((s2["list"] - s1["list"], s2["head"] - s1["head"]), (1, 0),

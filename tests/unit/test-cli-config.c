@@ -114,6 +114,10 @@ static void options_and_maps(void)
     CHECK(strstr(err, "-o file_mode") != NULL);
     CHECK(bfs_config_option(&c, "bogus", err, sizeof(err)) == -EINVAL);
     CHECK(bfs_config_option(&c, "block_size=3000", err, sizeof(err)) == -EINVAL);
+    CHECK(c.request_timeout_ms == 30000);
+    CHECK(bfs_config_option(&c, "request_timeout=5s", err, sizeof(err)) == 0 &&
+          c.request_timeout_ms == 5000);
+    CHECK(bfs_config_option(&c, "request_timeout=100ms", err, sizeof(err)) == -EINVAL);
     CHECK(c.list_meta == BFS_LIST_META_AUTO); /* the default: exact */
     CHECK(bfs_config_option(&c, "list_meta=auto", err, sizeof(err)) == 0 &&
           c.list_meta == BFS_LIST_META_AUTO);
