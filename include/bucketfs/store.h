@@ -211,6 +211,9 @@ int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uin
  * moved already (then it is gone). */
 int bfs_store_block_adopt(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                           const char *from, size_t len);
+/* Evicts least recently used blocks until the cache holds at most target
+ * bytes (the disk is fuller than the limit knows: written data needs it). */
+void bfs_store_shrink(struct bfs_store *s, uint64_t target);
 /* Drops every block of ino whose ETag is not keep_etag (NULL: all). */
 int bfs_store_blocks_drop(struct bfs_store *s, uint64_t ino, const char *keep_etag);
 

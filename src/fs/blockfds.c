@@ -132,6 +132,20 @@ void fs_blockfds_free(struct blockfds *t)
     pthread_mutex_destroy(&t->lock);
 }
 
+void fs_blockfds_trim(struct blockfds *t)
+{
+    if (!t->slots)
+        return;
+    pthread_mutex_lock(&t->lock);
+    while (t->head) { /* readers keep theirs: only the table's reference goes */
+        struct blockfd *b = t->head;
+
+        unlink_entry(t, b);
+        fs_blockfd_unref(b);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* The entry for the key with a reference, or NULL; caller holds t->lock.
  * *touch: the index should hear of the use (note 4). */
 static struct blockfd *lookup(struct blockfds *t, uint64_t ino, const char *etag, uint64_t idx,

@@ -147,21 +147,72 @@ static int fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
         return (int)n;
     if ((size_t)n != in->len)
         return -EIO; /* the server sent less than the range: object changed? */
-    (void)bfs_store_block_put(fs->store, t->ino, t->etag, in->idx, in->data, in->len);
+    if (bfs_store_block_put(fs->store, t->ino, t->etag, in->idx, in->data, in->len) < 0)
+        return 1; /* not cached (full): the caller keeps it for the readers that follow */
     return 0;
+}
+
+/* Keeps a fetched block the cache could not take in fs->inflight, done, so
+ * that the kernel's next reads of it (a 1 MiB block comes in 128 KiB
+ * reads) and read-ahead find it instead of fetching it again: a full
+ * cache streams, one GET per block. The oldest kept block goes. Caller
+ * holds fs->lock; returns a block whose last reference the caller drops. */
+static struct inflight *keep_uncached(struct bfs_fs *fs, struct inflight *in)
+{
+    const size_t max = sizeof(fs->kept) / sizeof(fs->kept[0]);
+    struct inflight *old = NULL;
+
+    if (fs->nkept == max) {
+        old = fs->kept[fs->kept_head];
+        fs->kept_head = (fs->kept_head + 1) % max;
+        fs->nkept--;
+        inflight_unlink(fs, old);
+        if (--old->refs > 0)
+            old = NULL;
+    }
+    in->refs++; /* the FIFO's */
+    fs->kept[(fs->kept_head + fs->nkept++) % max] = in;
+    return old;
+}
+
+void fs_inflight_drop_kept(struct bfs_fs *fs)
+{
+    const size_t max = sizeof(fs->kept) / sizeof(fs->kept[0]);
+
+    while (fs->nkept > 0) {
+        struct inflight *in;
+
+        pthread_mutex_lock(&fs->lock);
+        in = fs->kept[fs->kept_head];
+        fs->kept_head = (fs->kept_head + 1) % max;
+        fs->nkept--;
+        inflight_unlink(fs, in);
+        pthread_mutex_unlock(&fs->lock);
+        fs_inflight_unref(fs, in);
+    }
 }
 
 /* Runs the fetch of a registered entry and tells its waiters. */
 static void run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
 {
     int err = fetch(fs, t, in);
+    struct inflight *gone = NULL;
 
     pthread_mutex_lock(&fs->lock);
-    in->err = err;
+    in->err = err < 0 ? err : 0;
     in->done = 1;
-    inflight_unlink(fs, in);
+    in->early = NULL; /* lived on the fetcher's stack */
+    if (err == 1)
+        gone = keep_uncached(fs, in);
+    else
+        inflight_unlink(fs, in);
     pthread_cond_broadcast(&in->cond);
     pthread_mutex_unlock(&fs->lock);
+    if (gone) {
+        pthread_cond_destroy(&gone->cond);
+        free(gone->data);
+        free(gone);
+    }
 }
 
 static void job_run(void *arg)

@@ -199,6 +199,9 @@ struct blockfds {
 
 int fs_blockfds_init(struct blockfds *t, uint64_t cache_size, uint32_t block);
 void fs_blockfds_free(struct blockfds *t);
+/* Closes every kept descriptor no reader holds: an evicted block's disk
+ * space comes back only at its close (a full cache disk needs it). */
+void fs_blockfds_trim(struct blockfds *t);
 /* Block idx of tg's object version, open, with a reference for the
  * caller; -ENOENT when it is not cached. */
 int fs_blockfd_get(struct bfs_fs *fs, const struct target *tg, uint64_t idx,
@@ -274,6 +277,11 @@ struct bfs_fs {
     struct negative *neg;     /* guarded by lock */
     size_t nneg;
     struct inflight *inflight; /* guarded by lock */
+    struct inflight *kept[16]; /* fetched blocks the cache could not take (full):
+                                * kept in fs->inflight, done, for the readers
+                                * that follow; a FIFO of nkept from kept_head,
+                                * guarded by lock */
+    size_t nkept, kept_head;
     struct first_page {       /* a lookup's LIST of a large directory, kept for
                                * the readdir that most often follows; guarded
                                * by lock */
@@ -349,6 +357,12 @@ ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off);
  * upload reads any more (one upload of an inode runs at a time, in order).
  * Caller holds w->lock. */
 void fs_wfile_forget_gens(struct bfs_fs *fs, struct wfile *w, uint64_t below);
+/* The last writer's commit failed for lack of disk: the written data cannot
+ * be kept (its close said so), and its staging file must not keep the disk
+ * full. Goes back to the last safe state: the committed generation waiting
+ * for its upload, else the object in S3, else an empty file. Caller holds
+ * w->lock. */
+void fs_wfile_abandon(struct bfs_fs *fs, struct wfile *w);
 /* Drops w from the table if nothing needs it any more. */
 void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w);
 /* Waits (w->lock held) until gen is in S3; the upload's error otherwise. */
@@ -377,6 +391,11 @@ struct inflight *fs_inflight_get_early(struct bfs_fs *fs, const struct target *t
  * bytes that arrived (>= need on success) or the fetch's negative errno. */
 ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need);
 void fs_inflight_unref(struct bfs_fs *fs, struct inflight *in);
+/* Drops the kept uncached blocks (bfs_fs_free). */
+void fs_inflight_drop_kept(struct bfs_fs *fs);
+/* The cache disk is full: frees what the cache holds (clean blocks and
+ * the descriptors kept on them) so that written data finds room. */
+void fs_make_room(struct bfs_fs *fs);
 /* Notes where a read falls and starts read-ahead for sequential ones. */
 void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size);
 

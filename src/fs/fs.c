@@ -252,6 +252,7 @@ void bfs_fs_free(struct bfs_fs *fs)
         bfs_fs_closedir(fs->dirs);
     fs_uploader_stop(fs);
     fs_workers_stop(&fs->workers);
+    fs_inflight_drop_kept(fs);
     fs_blockfds_free(&fs->bfds);
     for (size_t i = 0; i < WFILE_BUCKETS; i++) {
         struct wfile *w, *next;

@@ -416,7 +416,10 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
         w->writers -= f->writable;
         if (f->writable && w->writers == 0 && w->dirty) {
             int r = fs_wfile_commit(fs, w);
-            if (r < 0) /* the data stays in the staging file; log it, nobody else can see it */
+
+            if (r == -ENOSPC || r == -EDQUOT)
+                fs_wfile_abandon(fs, w);
+            else if (r < 0) /* the data stays in the staging file; log it, nobody else can see it */
                 bfs_err("cannot commit inode %llu for upload: %s", (unsigned long long)w->ino,
                         strerror(-r));
         }

@@ -155,6 +155,12 @@ static void unlink_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen)
     (void)unlink(path);
 }
 
+void fs_make_room(struct bfs_fs *fs)
+{
+    bfs_store_shrink(fs->store, 0);
+    fs_blockfds_trim(&fs->bfds);
+}
+
 /* A new, empty staging file for gen. Never an old file of that name: a
  * generation number comes back when a wfile is made again for the inode,
  * and what is left at its name may be a hard link to another generation's
@@ -372,6 +378,10 @@ ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size
         return r;
     }
     n = pwrite(w->fd, buf, size, off);
+    if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+        fs_make_room(fs); /* clean cached blocks give way to written data */
+        n = pwrite(w->fd, buf, size, off);
+    }
     if (n < 0) {
         n = -errno; /* ENOSPC: the cache disk is full; nothing committed is lost */
     } else {
@@ -462,6 +472,69 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     w->last_err = 0;
     fs_upload_enqueue_later(fs, w->ino);
     return 0;
+}
+
+/* Goes back to the generation the journal holds (its file was kept for
+ * its upload); -ENOENT when there is none. */
+static int back_to_committed(struct bfs_fs *fs, struct wfile *w)
+{
+    struct bfs_upload u;
+    int fd, r = bfs_store_upload_get(fs->store, w->ino, &u);
+
+    if (r < 0)
+        return r;
+    fd = u.gen < w->gen ? open_staging(fs, w->ino, u.gen, 0) : -ENOENT;
+    if (fd >= 0) {
+        close(w->fd);
+        unlink_staging(fs, w->ino, w->gen);
+        w->fd = fd;
+        w->gen = u.gen;
+        w->size = u.size;
+        w->mtime_ns = u.mtime_ns;
+        w->mode = u.mode;
+        w->uid = u.uid;
+        w->gid = u.gid;
+        w->dirty = 0;
+        w->sealed = 1;
+    }
+    bfs_upload_done(&u);
+    return fd < 0 ? fd : 0;
+}
+
+void fs_wfile_abandon(struct bfs_fs *fs, struct wfile *w)
+{
+    struct bfs_node n;
+
+    if (!w->dirty || w->deleted)
+        return;
+    bfs_err("inode %llu: written data could not be committed (the cache disk is full); "
+            "the file goes back to its last saved state", (unsigned long long)w->ino);
+    if (back_to_committed(fs, w) == 0) {
+        if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {
+            n.size = w->size;
+            n.mtime_ns = w->mtime_ns;
+            (void)bfs_store_node_update(fs->store, &n);
+        }
+    } else if (w->remote) {
+        /* the object in S3 is the file again: nothing to send, and the
+         * next use asks S3 what it is */
+        if (ftruncate(w->fd, 0) < 0)
+            bfs_warn("inode %llu: cannot free its staging file: %s", (unsigned long long)w->ino,
+                     strerror(errno));
+        w->dirty = 0;
+        w->sealed = 1;
+        w->done_gen = w->gen;
+        if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {
+            n.local = 0;
+            n.fetched_ns = 0;
+            (void)bfs_store_node_update(fs->store, &n);
+        }
+    } else if (ftruncate(w->fd, 0) == 0) { /* a new file: it stays, empty */
+        w->size = 0;
+        w->mtime_ns = bfs_now_ns();
+        (void)fs_wfile_commit(fs, w);
+    }
+    fs_kernel_inval_inode(fs, w->ino, 1, 0);
 }
 
 /* Drops a wfile nobody needs: uploaded, unused. Caller holds w->lock. */

@@ -189,10 +189,8 @@ void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, ui
 /* Drops least recently used blocks until the cache is under 90% of its
  * limit. One thread evicts at a time; a writer that finds the cache over
  * its limit waits for the evictor rather than adding to the excess. */
-static void evict(struct bfs_store *s, struct store_conn *c)
+static void evict_to(struct bfs_store *s, struct store_conn *c, uint64_t target)
 {
-    uint64_t target = s->limit / 10 * 9;
-
     pthread_mutex_lock(&s->evict_lock);
     while (atomic_load(&s->cache_bytes) > target) {
         struct { uint64_t ino, idx; int64_t len; char etag[80]; } batch[64];
@@ -219,6 +217,19 @@ static void evict(struct bfs_store *s, struct store_conn *c)
         }
     }
     pthread_mutex_unlock(&s->evict_lock);
+}
+
+static void evict(struct bfs_store *s, struct store_conn *c)
+{
+    evict_to(s, c, s->limit / 10 * 9);
+}
+
+void bfs_store_shrink(struct bfs_store *s, uint64_t target)
+{
+    struct store_conn *c = store_conn(s);
+
+    if (c)
+        evict_to(s, c, target);
 }
 
 int store_write_close(int fd, const void *data, size_t len)
