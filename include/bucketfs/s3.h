@@ -204,6 +204,7 @@ int bfs_s3_unreachable(int err);
 /* ---- objects and metadata ---- */
 
 #define BFS_S3_ETAG_MAX 80 /* quoted ETag of a multipart upload fits */
+#define BFS_S3_KEY_MAX 1024 /* S3's limit on a key, in bytes */
 
 struct bfs_s3_meta {
     char **names;  /* lower-case, without "x-amz-meta-" */

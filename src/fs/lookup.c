@@ -450,6 +450,17 @@ int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct s
 
     if (!fs_name_valid(name, strlen(name)))
         return strlen(name) > 255 ? -ENAMETOOLONG : -ENOENT;
+    if (parent != BFS_ROOT_INO) { /* S3 cannot hold such a key: say so */
+        struct mapping *m;
+        char *pkey = NULL;
+
+        r = fs_inode_target(fs, parent, &m, &pkey, NULL);
+        if (r == 0 && strlen(pkey) + strlen(name) > BFS_S3_KEY_MAX)
+            r = -ENAMETOOLONG;
+        free(pkey);
+        if (r < 0)
+            return r;
+    }
     r = find(fs, parent, name, &n);
     if (r == 0)
         r = fs_inode_ref(fs, parent, &n);

@@ -43,6 +43,12 @@ static int writable_dir(struct bfs_fs *fs, uint64_t parent, struct mapping **m, 
     return r;
 }
 
+/* A name whose key S3 cannot take: ENAMETOOLONG, the honest answer. */
+static int key_fits(const char *pkey, const char *name, int dir)
+{
+    return strlen(pkey) + strlen(name) + (dir != 0) > BFS_S3_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
 static char *join(const char *pkey, const char *name, int dir)
 {
     struct bfs_buf b;
@@ -117,6 +123,8 @@ int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t m
 
     if (r == 0)
         r = writable_dir(fs, parent, &m, &pkey);
+    if (r == 0)
+        r = key_fits(pkey, name, 0);
     free(pkey);
     if (r < 0)
         return r;
@@ -165,6 +173,8 @@ static int make_object(struct bfs_fs *fs, uint64_t parent, const char *name, int
 
     if (r == 0)
         r = writable_dir(fs, parent, &m, &pkey);
+    if (r == 0)
+        r = key_fits(pkey, name, dir);
     if (r == 0 && !(key = join(pkey, name, dir)))
         r = -ENOMEM;
     new_node(&n, parent, name, kind, mode, uid, gid);
@@ -510,6 +520,8 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
         r = target_of(fs, parent, name, &src, &m, &from);
     if (r == 0)
         r = writable_dir(fs, newparent, &m2, &pkey);
+    if (r == 0)
+        r = key_fits(pkey, newname, src.kind == BFS_KIND_DIR);
     if (r < 0)
         goto out;
     if (m2->client != m->client || strcmp(m2->bucket, m->bucket) != 0) {
