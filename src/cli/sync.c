@@ -146,6 +146,15 @@ static void name_items(const struct cli_json *up, const char *state)
                             "when closed)\n");
             continue;
         }
+        if (strcmp(state, "failed") != 0 && strcmp(state, "retrying") != 0) {
+            fprintf(stderr, ": not uploaded yet (%s", state); /* at --timeout */
+            if (cli_json_str(it, "error")[0]) {
+                fprintf(stderr, "; last error: ");
+                cli_put_safe(stderr, cli_json_str(it, "error"));
+            }
+            fprintf(stderr, ")\n");
+            continue;
+        }
         fprintf(stderr, ": upload failed: ");
         cli_put_safe(stderr, cli_json_str(it, "error"));
         fprintf(stderr, " (attempt %llu", (unsigned long long)cli_json_u64(it, "attempts"));
@@ -157,25 +166,35 @@ static void name_items(const struct cli_json *up, const char *state)
     }
 }
 
-static int report_failures(const struct cli_json *up)
+/* Names what is left: the failed uploads, and at --timeout (late) also
+ * those queued or uploading at that moment (a retry just taken). */
+static int report_failures(const struct cli_json *up, int late)
 {
     uint64_t stuck = cli_json_u64(up, "stuck"), listed = 0;
     const struct cli_json *items = cli_json_get(up, "items");
 
     name_items(up, "failed");
     name_items(up, "retrying");
+    if (late) {
+        name_items(up, "uploading");
+        name_items(up, "queued");
+        stuck = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
+    }
     for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
         listed += !strcmp(cli_json_str(it, "state"), "failed") ||
-                  !strcmp(cli_json_str(it, "state"), "retrying");
+                  !strcmp(cli_json_str(it, "state"), "retrying") ||
+                  (late && (!strcmp(cli_json_str(it, "state"), "uploading") ||
+                            !strcmp(cli_json_str(it, "state"), "queued")));
     if (stuck > listed)
         fprintf(stderr,
                 "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
                 "--json)\n",
                 (unsigned long long)(stuck - listed));
     fprintf(stderr,
-            "bucketfs sync: %llu upload%s failed; the data stays in the cache and the "
+            "bucketfs sync: %llu upload%s %s; the data stays in the cache and the "
             "daemon keeps retrying\n",
-            (unsigned long long)stuck, stuck == 1 ? "" : "s");
+            (unsigned long long)stuck, stuck == 1 ? "" : "s",
+            late ? "not done at the timeout" : "failed");
     return 1;
 }
 
@@ -225,7 +244,7 @@ static int look(const char *target, struct progress *pg)
     } else if (left == 0 || moving == 0 || late(pg)) {
         clear_bar(pg);
         name_items(up, "open");
-        r = left == 0 ? 0 : report_failures(up);
+        r = left == 0 ? 0 : report_failures(up, late(pg));
         if (r == 0 && pg->on && pg->most) {
             char a[32];
 

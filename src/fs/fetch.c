@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucketfs/util.h"
 #include "fs-int.h"
 
 /* A fetch on its way: where the next piece goes. */
@@ -152,6 +153,8 @@ static int fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
     return 0;
 }
 
+#define FAILED_KEEP_MS 2000
+
 /* Keeps a fetched block the cache could not take in fs->inflight, done, so
  * that the kernel's next reads of it (a 1 MiB block comes in 128 KiB
  * reads) and read-ahead find it instead of fetching it again: a full
@@ -202,7 +205,10 @@ static void run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight
     in->err = err < 0 ? err : 0;
     in->done = 1;
     in->early = NULL; /* lived on the fetcher's stack */
-    if (err == 1)
+    if (err < 0) /* the next reads of this block fail at once for a moment, so
+                  * that one read call cannot wait for two GETs that time out */
+        in->retry_ms = bfs_mono_ms() + FAILED_KEEP_MS;
+    if (err == 1 || err == -ETIMEDOUT)
         gone = keep_uncached(fs, in);
     else
         inflight_unlink(fs, in);
@@ -283,6 +289,10 @@ static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t
     for (in = fs->inflight; in; in = in->next)
         if (in->ino == t->ino && in->idx == idx && strcmp(in->etag, t->etag) == 0)
             break;
+    if (in && in->done && in->err < 0 && bfs_mono_ms() >= in->retry_ms) {
+        inflight_unlink(fs, in); /* a kept failure whose time is over: try again */
+        in = NULL;
+    }
     if (in) {
         in->refs++;
         pthread_mutex_unlock(&fs->lock);

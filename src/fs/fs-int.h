@@ -88,6 +88,8 @@ struct inflight {
     size_t wake_at;           /* guarded by fs->lock: the fewest bytes a waiter
                                * needs; publish wakes nobody before that */
     int refs;                 /* guarded by fs->lock */
+    int64_t retry_ms;         /* a failed fetch kept (fetch.c): readers get its
+                               * error until then (mono ms); guarded by fs->lock */
     struct inflight_early *early; /* the fetcher's own reader, answered from the
                                * sink (fetch.c); only the fetcher's thread */
     pthread_cond_t cond;
@@ -277,9 +279,10 @@ struct bfs_fs {
     struct negative *neg;     /* guarded by lock */
     size_t nneg;
     struct inflight *inflight; /* guarded by lock */
-    struct inflight *kept[16]; /* fetched blocks the cache could not take (full):
-                                * kept in fs->inflight, done, for the readers
-                                * that follow; a FIFO of nkept from kept_head,
+    struct inflight *kept[16]; /* fetched blocks the cache could not take (full),
+                                * and failed fetches for a moment: kept in
+                                * fs->inflight, done, for the readers that
+                                * follow; a FIFO of nkept from kept_head,
                                 * guarded by lock */
     size_t nkept, kept_head;
     struct first_page {       /* a lookup's LIST of a large directory, kept for

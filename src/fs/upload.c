@@ -27,6 +27,7 @@
 #define MULTIPART_MIN (16ull << 20)
 #define PART_SIZE (8ull << 20)
 #define PART_JOBS 4
+#define OUTAGE_RETRY_NS (2LL * 1000000000) /* an upload's next try while S3 does not answer */
 
 const char *fs_content_type(const char *key)
 {
@@ -378,11 +379,15 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
 
     if (wait > max)
         wait = max;
+    /* S3 did not answer: the uploads themselves find out when it does
+     * (a success then makes every other waiting upload go at once) */
+    if (bfs_s3_unreachable(e->err) && wait > OUTAGE_RETRY_NS)
+        wait = OUTAGE_RETRY_NS;
     snprintf(msg, sizeof(msg), "%s%s%s", e->code, e->message[0] ? ": " : "", e->message);
     (void)bfs_store_upload_failed(fs->store, u->ino, u->gen, permanent, msg, bfs_now_ns() + wait);
     atomic_fetch_add(&fs->up.failures, 1);
     /* an outage is logged once, by the client; its uploads wait quietly */
-    if (m && bfs_s3_unreachable(e->err) && bfs_s3_client_down_ms(m->client) > 0)
+    if (bfs_s3_unreachable(e->err))
         bfs_debug("upload of %s waits for the endpoint (%s)", u->key, msg);
     else
         bfs_err("upload of %s failed (attempt %d): %s; %s, trying again in %lld s", u->key,

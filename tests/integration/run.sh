@@ -9,9 +9,11 @@ rc=0
 /usr/bin/python3 "$here/test_mount.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_write.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_meta.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
+/usr/bin/python3 "$here/test_model.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_s3_faults.py" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_system.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_transport.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_ops.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
+/usr/bin/python3 "$here/test_outage.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_creds.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 exit $rc
