@@ -212,6 +212,8 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
     w->gid = st.st_gid;
     w->dirty = truncate && n.size > 0;
     w->remote = n.etag[0] != '\0';
+    if (w->remote && !w->dirty)
+        w->done_gen = w->gen; /* a copy of what S3 holds: nothing to send */
     *ret = w;
     return 0;
 }
@@ -470,6 +472,9 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     w->sealed = 1;
     w->queued = 1;
     w->last_err = 0;
+    /* gen may have been a copy of what S3 held (create): not any more */
+    if (w->done_gen >= w->gen)
+        w->done_gen = w->gen - 1;
     fs_upload_enqueue_later(fs, w->ino);
     return 0;
 }
@@ -617,8 +622,9 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
     w->deleted = 1;
     w->dirty = 0;
     /* open handles keep reading and writing the unlinked file through their
-     * descriptor, as on a local disk; the name is free at once */
-    unlink_staging(fs, w->ino, w->gen);
+     * descriptor, as on a local disk; the name is free at once, and no
+     * upload will read an older generation's file either */
+    fs_wfile_forget_gens(fs, w, w->gen + 1);
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     table_remove(fs, w);

@@ -381,6 +381,70 @@ class FileWriteTest(WriteTestCase):
             m.unmount_wait()
         self.assertObject("f.bin", data=b + a[len(b):], mode=stat.S_IFREG | 0o600)
 
+    def test_rewrite_after_chmod_generation_keeps_bytes(self):
+        """Issue 13, item 2 (found by random operations on RGW): a file
+        rewritten, chmod-ed while committed (a metadata-only generation, a
+        hard link to the committed bytes), reopened and written, rewritten,
+        all uploaded, then rewritten and reopened again.  The new write
+        incarnation numbers its generations from 1 again; the old build
+        reused the staging names left by the first one, so its O_TRUNC of
+        generation 2 truncated generation 1 (the hard link) while it was
+        being copied: EIO at the second write and an upload that failed
+        forever with BodyReadFailed.  The staging files of every generation
+        must be gone after a clean unmount."""
+        rnd = random.Random(1302)
+        data = [rnd.randbytes(n) for n in (4762, 2510, 3937, 2718, 1366)]
+        patch3, patch5 = rnd.randbytes(1597), rnd.randbytes(129)
+        cache = os.path.join(self.tmp, "cache")
+        with self.mount(opts={"cache_dir": cache, "upload_delay": "200ms"}, exit_wait=30) as m:
+            p = m.path("t", "f0")
+
+            def pwrite(off, b):
+                fd = os.open(p, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, b, off)
+                finally:
+                    os.close(fd)
+
+            def uploaded():  # the upload finished and the write file was dropped
+                m.wait_uploads(timeout=20)
+                time.sleep(0.1)
+
+            steps = [
+                ("create 0600", lambda: write_file(p, data[0], mode=0o600)),
+                ("0.21 s: upload_delay over", lambda: time.sleep(0.21)),
+                ("O_TRUNC rewrite", lambda: write_file(p, data[1])),
+                ("upload ended", uploaded),
+                ("O_TRUNC rewrite (a new write incarnation)", lambda: write_file(p, data[2])),
+                ("chmod 0644 (metadata-only generation)", lambda: os.chmod(p, 0o644)),
+                ("reopen O_WRONLY, pwrite at 91, close", lambda: pwrite(91, patch3)),
+                ("10 ms", lambda: time.sleep(0.01)),
+                ("O_TRUNC rewrite", lambda: write_file(p, data[3])),
+                ("uploads ended", uploaded),
+                ("O_TRUNC rewrite (the next write incarnation)", lambda: write_file(p, data[4])),
+                ("reopen O_WRONLY, pwrite at 43, close", lambda: pwrite(43, patch5)),
+            ]
+            done = []
+            for what, fn in steps:
+                try:
+                    fn()
+                except OSError as e:
+                    self.fail("step %d (%s) failed: %r; steps done before: %s; journal: %r"
+                              % (len(done) + 1, what, e, "; ".join(done) or "none",
+                                 journal(m.cache_dir)))
+                done.append(what)
+            want = data[4][:43] + patch5 + data[4][43 + len(patch5):]
+            self.assertBytes(read_all(p), want, "f0 through the mount")
+            st = os.stat(p)
+            self.assertEqual((oct(st.st_mode), st.st_size), (oct(stat.S_IFREG | 0o644), len(want)),
+                             "f0: mode and size through the mount")
+            m.unmount_wait()
+        self.assertObject("f0", data=want, mode=stat.S_IFREG | 0o644)
+        self.assertEqual(self.rel_keys(), ["f0"])
+        self.assertEqual(journal(cache), [], "journal after the daemon exited")
+        self.assertEqual(sorted(os.listdir(os.path.join(cache, "staging"))), [],
+                         "staging files left after a clean unmount")
+
     def test_new_files(self):
         """New files of several sizes and types: mode, uid, gid, mtime and
         Content-Type in S3; readers see the data before it is uploaded."""
