@@ -381,6 +381,7 @@ void bfs_fs_drain(struct bfs_fs *fs)
     for (;;) {
         struct pending p = {0};
 
+        fs_upload_expedite(fs); /* nobody waits for upload_delay to pass now */
         if (bfs_store_uploads(fs->store, count_pending, &p) < 0)
             return;
         if (p.n == 0) {

@@ -158,7 +158,10 @@ static void unlink_staging(struct bfs_fs *fs, uint64_t ino, uint64_t gen)
 void fs_make_room(struct bfs_fs *fs)
 {
     bfs_store_shrink(fs->store, 0);
+    /* an evicted block's space comes back when its kept descriptor closes;
+     * then the index rows the full disk kept from going can go too */
     fs_blockfds_trim(&fs->bfds);
+    bfs_store_shrink(fs->store, 0);
 }
 
 /* A new, empty staging file for gen. Never an old file of that name: a

@@ -191,8 +191,13 @@ void bfs_store_block_bad(struct bfs_store *s, uint64_t ino, const char *etag, ui
  * its limit waits for the evictor rather than adding to the excess. */
 static void evict_to(struct bfs_store *s, struct store_conn *c, uint64_t target)
 {
+    uint64_t before = UINT64_MAX;
+
     pthread_mutex_lock(&s->evict_lock);
-    while (atomic_load(&s->cache_bytes) > target) {
+    /* a pass that frees nothing ends it: the index cannot be written (a
+     * full disk fails the DELETEs), and the same rows would come back */
+    while (atomic_load(&s->cache_bytes) > target && atomic_load(&s->cache_bytes) < before) {
+        before = atomic_load(&s->cache_bytes);
         struct { uint64_t ino, idx; int64_t len; char etag[80]; } batch[64];
         sqlite3_stmt *st = store_stmt(c, ST_BLOCK_LRU);
         int n = 0;
@@ -211,7 +216,9 @@ static void evict_to(struct bfs_store *s, struct store_conn *c, uint64_t target)
         sqlite3_reset(st);
         if (n == 0)
             break; /* what remains is reserved by writers in flight */
-        for (int i = 0; i < n; i++) {
+        /* no further than the target: a batch can be the whole of a small
+         * cache, read-ahead blocks not yet read included */
+        for (int i = 0; i < n && atomic_load(&s->cache_bytes) > target; i++) {
             forget(s, c, batch[i].ino, batch[i].etag, batch[i].idx, batch[i].len);
             atomic_fetch_add(&s->evictions, 1);
         }
