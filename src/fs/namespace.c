@@ -68,6 +68,21 @@ static int check_name(const char *name)
     return fs_name_valid(name, n) ? 0 : -EINVAL;
 }
 
+/* A name was made or removed in dir: its mtime (and ctime, which stat
+ * shows as the mtime) is now, as POSIX says. Kept in the row only: S3 has
+ * no directory times to change, so another mount shows the marker's. The
+ * kernel asks again, as it drops the directory's attributes itself. */
+static void dir_changed(struct bfs_fs *fs, uint64_t dir)
+{
+    struct bfs_node n;
+
+    if (dir == BFS_ROOT_INO || bfs_store_node_get(fs->store, dir, &n) < 0 ||
+        n.kind != BFS_KIND_DIR)
+        return;
+    n.mtime_ns = bfs_now_ns();
+    (void)bfs_store_node_update(fs->store, &n);
+}
+
 /* Records a new child row and gives the kernel its first lookup count. */
 static int add_child(struct bfs_fs *fs, struct bfs_node *n, struct stat *ret)
 {
@@ -78,6 +93,7 @@ static int add_child(struct bfs_fs *fs, struct bfs_node *n, struct stat *ret)
     if (r == 0) {
         fs_negative_clear(fs, n->parent);
         fs_node_to_stat(fs, n, ret);
+        dir_changed(fs, n->parent);
     }
     return r;
 }
@@ -259,6 +275,8 @@ int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
         r = bfs_store_node_remove(fs->store, n.ino);
         (void)bfs_store_blocks_drop(fs->store, n.ino, NULL);
     }
+    if (r == 0)
+        dir_changed(fs, parent);
     free(key);
     return r;
 }
@@ -316,6 +334,8 @@ int bfs_fs_rmdir(struct bfs_fs *fs, uint64_t parent, const char *name)
         r = bfs_store_node_remove(fs->store, n.ino);
         (void)bfs_store_listing_invalidate(fs->store, n.ino);
     }
+    if (r == 0)
+        dir_changed(fs, parent);
     free(key);
     free(dkey);
     return r;
@@ -561,6 +581,9 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
     if (r == 0) {
         fs_inode_rekey(fs, src.ino, newparent, to);
         fs_negative_clear(fs, newparent);
+        dir_changed(fs, parent);
+        if (newparent != parent)
+            dir_changed(fs, newparent);
     }
 out:
     free(from);
