@@ -60,6 +60,9 @@ struct bfs_config {
     uint64_t cache_size;   /* bytes; default 10 GiB */
     int64_t metadata_ttl;  /* seconds; default 60 */
     int64_t request_timeout_ms; /* the longest an S3 call of a syscall takes; 30 s */
+    int64_t revalidate_ms; /* an open, or a lookup of a name found missing, asks S3
+                            * when what the mount knows is older; 1 s (other
+                            * machines' closes are seen within it) */
     int64_t upload_retry_max; /* seconds between retries of a failing upload, at most;
                                * default 300 (permanent failures wait this long) */
     int64_t upload_delay_ms; /* a closed file waits this long before its upload

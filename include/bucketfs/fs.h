@@ -58,12 +58,18 @@ void bfs_fs_set_kernel(struct bfs_fs *fs, const struct bfs_fs_kernel *k);
 
 /* Seconds the kernel may cache entries and attributes. */
 double bfs_fs_ttl(const struct bfs_fs *fs);
+/* Seconds the kernel may cache that a name does not exist: a file another
+ * machine makes is found by name within it (revalidate). */
+double bfs_fs_negative_ttl(const struct bfs_fs *fs);
 
 /* ---- names and attributes (fs/lookup.c, fs/inode.c) ---- */
 
 int bfs_fs_lookup(struct bfs_fs *fs, uint64_t parent, const char *name, struct stat *ret);
 void bfs_fs_forget(struct bfs_fs *fs, uint64_t ino, uint64_t nlookup);
 int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret);
+/* The same through an open handle f (fstat; NULL: none): a file unlinked
+ * while open shows what its handle writes. */
+int bfs_fs_fgetattr(struct bfs_fs *fs, uint64_t ino, struct bfs_file *f, struct stat *ret);
 /* Symlink target into buf (NUL-terminated); returns its length. */
 int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size);
 
@@ -147,6 +153,8 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
 #define BFS_SET_SIZE 8
 #define BFS_SET_MTIME 16
 #define BFS_SET_MTIME_NOW 32
+#define BFS_SET_ATIME 64
+#define BFS_SET_ATIME_NOW 128
 int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *attr, int set,
                    struct stat *ret);
 

@@ -48,6 +48,9 @@ struct bfs_node {
     int meta;              /* BFS_META_* */
     int64_t fetched_ns;    /* when the attributes were last checked with S3 */
     int local;             /* written here and not yet uploaded: listings keep it */
+    int64_t ctime_ns;      /* last change here (chmod, rename...); 0: mtime. Local only */
+    int64_t atime_ns;      /* set explicitly (utimens); 0: mtime. Local only */
+    int present;           /* read only: 0 once unlinked or found gone (the row stays) */
 };
 
 struct bfs_store;

@@ -38,7 +38,7 @@ static const struct key keys[] = {
     {"insecure", V_BOOL, K_GLOBAL},     {"cache_dir", V_STR, K_GLOBAL},
     {"cache_size", V_SIZE, K_GLOBAL},   {"metadata_ttl", V_DURATION, K_GLOBAL},
     {"upload_retry_max", V_DURATION, K_GLOBAL}, {"upload_delay", V_DURATION, K_GLOBAL},
-    {"request_timeout", V_DURATION, K_GLOBAL},
+    {"request_timeout", V_DURATION, K_GLOBAL}, {"revalidate", V_DURATION, K_GLOBAL},
     {"block_size", V_SIZE, K_GLOBAL},   {"read_ahead", V_INT, K_GLOBAL},
     {"max_connections", V_INT, K_GLOBAL}, {"uid", V_ID, K_GLOBAL},
     {"list_meta", V_LISTMETA, K_GLOBAL},
@@ -67,6 +67,7 @@ void bfs_config_init(struct bfs_config *c)
     c->metadata_ttl = 60;
     c->upload_retry_max = 300;
     c->request_timeout_ms = 30000;
+    c->revalidate_ms = 1000;
     c->upload_delay_ms = 200;
     c->block_size = 1u << 20;
     c->read_ahead = 8;
@@ -252,6 +253,9 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         if (!strcmp(n, "upload_retry_max"))
             return bfs_parse_duration(v, &c->upload_retry_max) < 0 || c->upload_retry_max < 1
                        ? -EINVAL : 0;
+        if (!strcmp(n, "revalidate"))
+            return bfs_parse_duration_ms(v, &c->revalidate_ms) < 0 ||
+                           c->revalidate_ms > 3600 * 1000 ? -EINVAL : 0;
         if (!strcmp(n, "request_timeout"))
             return bfs_parse_duration_ms(v, &c->request_timeout_ms) < 0 ||
                            c->request_timeout_ms < 1000 || c->request_timeout_ms > 3600 * 1000

@@ -156,6 +156,7 @@ struct wfile {
     int sealed;               /* gen is committed: the next write starts gen+1 */
     uint64_t size;
     int64_t mtime_ns;
+    int64_t ctime_ns, atime_ns; /* local only, as in struct bfs_node */
     uint32_t mode, uid, gid;
     uint64_t done_gen;        /* newest generation known to be in S3 */
     int uploading;            /* an upload of this inode runs */
@@ -267,6 +268,7 @@ struct bfs_fs {
     struct bfs_s3_client **clients; /* owned, immutable after new */
     size_t nclients;
     int64_t ttl_ms;           /* immutable */
+    int64_t reval_ms;         /* immutable: revalidate, at most ttl_ms */
     uint32_t block;           /* immutable: block size */
     int64_t started_ns;       /* immutable: mount time, the root's mtime */
 
@@ -322,6 +324,9 @@ int fs_inode_ref(struct bfs_fs *fs, uint64_t parent, const struct bfs_node *n);
 int fs_inode_target(struct bfs_fs *fs, uint64_t ino, struct mapping **ret_map, char **ret_key,
                     int *ret_kind);
 void fs_node_to_stat(const struct bfs_fs *fs, const struct bfs_node *n, struct stat *st);
+/* st's times: ctime is the later of ctime_ns and mtime_ns, atime is mtime
+ * unless atime_ns was set (0: not kept). */
+void fs_stat_times(struct stat *st, int64_t mtime_ns, int64_t ctime_ns, int64_t atime_ns);
 /* Fills n from object metadata (HEAD reply): kind, mode, uid, gid, mtime. */
 void fs_node_from_object(struct bfs_node *n, const struct bfs_s3_object *o, int headed);
 int fs_name_valid(const char *name, size_t len);
@@ -372,10 +377,18 @@ void fs_wfile_maybe_drop(struct bfs_fs *fs, struct wfile *w);
 int fs_wfile_wait_upload(struct bfs_fs *fs, struct wfile *w, uint64_t gen);
 /* Re-creates wfiles of journal rows found at start (crash recovery). */
 int fs_wfiles_recover(struct bfs_fs *fs);
+/* At unmount, after the uploader stopped: frees every wfile and removes
+ * the staging files no journal row needs (a wfile still referenced when
+ * its upload finished stayed in the table with its file). */
+void fs_wfiles_free(struct bfs_fs *fs);
 /* Unlinks ino's staging files and forgets its journal row (cancel). */
 void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
 /* Stat fields that a wfile overrides (size, mtime, mode, uid, gid). */
 void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st);
+void fs_wfile_stat_of(struct wfile *w, struct stat *st);
+/* The wfile an open handle of ino holds (a reference), or NULL: the only
+ * way to an unlinked file, which has left the table. Scans every handle. */
+struct wfile *fs_file_wfile(struct bfs_fs *fs, uint64_t ino);
 /* Waits until no upload of ino runs and none is queued or pending. */
 int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
 
@@ -510,10 +523,15 @@ void fs_kernel_inval_entry(struct bfs_fs *fs, uint64_t parent, const char *name,
  * cache knows may be served past its TTL (stale-if-error); counts it. */
 int fs_stale_ok(struct bfs_fs *fs, int r);
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns);
+/* The same for window_ms (fs->reval_ms: opens, names found missing). */
+int fs_fresh_within(const struct bfs_fs *fs, int64_t then_ns, int64_t window_ms);
 /* Asks S3 what parent/name is (file, directory or nothing) and records it. */
 int fs_resolve(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *ret);
 /* Re-checks a file's attributes with HEAD when they are older than the TTL. */
 int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n);
+/* The same when older than window_ms: an open (close-to-open with other
+ * machines) passes fs->reval_ms. */
+int fs_revalidate_within(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms);
 /* Marks a node's attributes as needing a HEAD before the next use. */
 void fs_node_stale(struct bfs_fs *fs, uint64_t ino);
 

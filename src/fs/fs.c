@@ -216,6 +216,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     fs->cfg = cfg;
     fs->store = store;
     fs->ttl_ms = cfg->metadata_ttl * 1000;
+    fs->reval_ms = cfg->revalidate_ms < fs->ttl_ms ? cfg->revalidate_ms : fs->ttl_ms;
     fs->block = cfg->block_size;
     fs->started_ns = bfs_now_ns();
     fs->auto_maps = cfg->nmaps == 0;
@@ -254,17 +255,7 @@ void bfs_fs_free(struct bfs_fs *fs)
     fs_workers_stop(&fs->workers);
     fs_inflight_drop_kept(fs);
     fs_blockfds_free(&fs->bfds);
-    for (size_t i = 0; i < WFILE_BUCKETS; i++) {
-        struct wfile *w, *next;
-        for (w = fs->wfiles[i]; w; w = next) {
-            next = w->next;
-            if (w->fd >= 0)
-                close(w->fd);
-            pthread_cond_destroy(&w->cond);
-            pthread_mutex_destroy(&w->lock);
-            free(w);
-        }
-    }
+    fs_wfiles_free(fs);
     for (size_t i = 0; i < INODE_BUCKETS; i++) {
         struct inode *n, *next;
         for (n = fs->inodes[i]; n; n = next) {
@@ -333,6 +324,11 @@ int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen)
 double bfs_fs_ttl(const struct bfs_fs *fs)
 {
     return (double)fs->ttl_ms / 1000.0;
+}
+
+double bfs_fs_negative_ttl(const struct bfs_fs *fs)
+{
+    return (double)fs->reval_ms / 1000.0;
 }
 
 void bfs_fs_statfs(struct bfs_fs *fs, struct statvfs *st)

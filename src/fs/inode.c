@@ -172,10 +172,27 @@ void fs_node_to_stat(const struct bfs_fs *fs, const struct bfs_node *n, struct s
     st->st_size = n->kind == BFS_KIND_DIR ? 4096 : (off_t)n->size;
     st->st_blksize = (blksize_t)fs->block;
     st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
-    st->st_mtim.tv_sec = n->mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = n->mtime_ns % 1000000000;
-    st->st_ctim = st->st_mtim;
-    st->st_atim = st->st_mtim;
+    fs_stat_times(st, n->mtime_ns, n->ctime_ns, n->atime_ns);
+}
+
+static struct timespec ns_to_ts(int64_t ns)
+{
+    struct timespec t = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+
+    if (t.tv_nsec < 0) { /* before 1970: the fraction counts up from a whole second */
+        t.tv_sec--;
+        t.tv_nsec += 1000000000;
+    }
+    return t;
+}
+
+void fs_stat_times(struct stat *st, int64_t mtime_ns, int64_t ctime_ns, int64_t atime_ns)
+{
+    st->st_mtim = ns_to_ts(mtime_ns);
+    /* a change of the content is a change of the inode too; S3 keeps
+     * neither ctime nor atime, so both default to mtime */
+    st->st_ctim = ns_to_ts(ctime_ns > mtime_ns ? ctime_ns : mtime_ns);
+    st->st_atim = ns_to_ts(atime_ns ? atime_ns : mtime_ns);
 }
 
 /* Parses a decimal (possibly fractional) metadata value. */
@@ -285,7 +302,9 @@ void fs_negative_add(struct bfs_fs *fs, uint64_t parent, const char *name)
         return;
     }
     n->parent = parent;
-    n->until_ms = bfs_mono_ms() + fs->ttl_ms;
+    /* another machine may make the name: asked again after the window
+     * (a mapping name, at the root, waits for the TTL: ListBuckets) */
+    n->until_ms = bfs_mono_ms() + (parent == BFS_ROOT_INO ? fs->ttl_ms : fs->reval_ms);
     pthread_mutex_lock(&fs->lock);
     if (fs->nneg >= NEG_MAX) { /* full: start over rather than grow */
         struct negative *x, *next;

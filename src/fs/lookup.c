@@ -198,7 +198,12 @@ int fs_stale_ok(struct bfs_fs *fs, int r)
  * watching, so the first use after a mount always asks S3 once. */
 int fs_fresh(const struct bfs_fs *fs, int64_t then_ns)
 {
-    return then_ns >= fs->started_ns && (bfs_now_ns() - then_ns) / 1000000 < fs->ttl_ms;
+    return fs_fresh_within(fs, then_ns, fs->ttl_ms);
+}
+
+int fs_fresh_within(const struct bfs_fs *fs, int64_t then_ns, int64_t window_ms)
+{
+    return then_ns >= fs->started_ns && (bfs_now_ns() - then_ns) / 1000000 < window_ms;
 }
 
 /* Asks what it takes to learn whether key is an object and dir (probe's
@@ -427,8 +432,8 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
          * kernel drop its old inode); its pages of an old version go */
         if (r == 0 && (seen & SEEN_DATA))
             fs_kernel_inval_inode(fs, n->ino, 1, 0);
-    } else if (r == -ENOENT && listed) {
-        return -ENOENT;
+    } else if (r == -ENOENT && fs_fresh_within(fs, listed_ns, fs->reval_ms)) {
+        return -ENOENT; /* older: another machine may have made it since */
     } else { /* unknown, stale, or a directory from a listing (is there a marker?) */
         r = fs_resolve(fs, parent, name, n);
     }
@@ -496,6 +501,11 @@ static void settle(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 
 int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
 {
+    return fs_revalidate_within(fs, ino, n, fs->ttl_ms);
+}
+
+int fs_revalidate_within(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms)
+{
     struct mapping *m;
     char *key = NULL;
     int r, seen = 0;
@@ -504,7 +514,7 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     if (n->kind == BFS_KIND_DIR || n->local)
         return 0;
     /* a listing that showed defaults (meta.c) is checked at the first use */
-    if (fs_fresh(fs, n->fetched_ns) && (n->meta & BFS_META_HEADED))
+    if (fs_fresh_within(fs, n->fetched_ns, window_ms) && (n->meta & BFS_META_HEADED))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
     if (r == 0)
@@ -540,7 +550,25 @@ static void root_stat(struct bfs_fs *fs, struct stat *st)
     fs_node_to_stat(fs, &n, st);
 }
 
+/* An unlinked file written through a handle still open shows that file
+ * (fstat comes without the handle: the kernel's inode has none). */
+static void unlinked_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st)
+{
+    struct wfile *w = fs_file_wfile(fs, ino);
+
+    if (w) {
+        fs_wfile_stat_of(w, st);
+        fs_wfile_put(fs, w);
+    }
+    st->st_nlink = 0;
+}
+
 int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
+{
+    return bfs_fs_fgetattr(fs, ino, NULL, ret);
+}
+
+int bfs_fs_fgetattr(struct bfs_fs *fs, uint64_t ino, struct bfs_file *f, struct stat *ret)
 {
     struct bfs_node n;
     int r;
@@ -552,11 +580,19 @@ int bfs_fs_getattr(struct bfs_fs *fs, uint64_t ino, struct stat *ret)
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r == -ENOENT)
         return -ESTALE;
-    if (r == 0)
+    /* unlinked (here or by a listing) while the kernel holds the inode, an
+     * open file most likely: its last attributes, with no link left, as a
+     * local file system answers fstat then */
+    if (r == 0 && n.present)
         r = fs_revalidate(fs, ino, &n);
     if (r == 0) {
         fs_node_to_stat(fs, &n, ret);
-        fs_wfile_stat(fs, ino, ret);
+        if (f && f->w && f->t.ino == ino)
+            fs_wfile_stat_of(f->w, ret);
+        else if (n.present)
+            fs_wfile_stat(fs, ino, ret);
+        else
+            unlinked_stat(fs, ino, ret);
     }
     return r;
 }

@@ -637,7 +637,22 @@ static void apply_attrs(struct bfs_node *n, const struct stat *a, int set)
         n->mtime_ns = (int64_t)a->st_mtim.tv_sec * 1000000000 + a->st_mtim.tv_nsec;
     if (set & BFS_SET_MTIME_NOW)
         n->mtime_ns = bfs_now_ns();
+    if (set & BFS_SET_ATIME)
+        n->atime_ns = (int64_t)a->st_atim.tv_sec * 1000000000 + a->st_atim.tv_nsec;
+    if (set & BFS_SET_ATIME_NOW)
+        n->atime_ns = bfs_now_ns();
+    n->ctime_ns = bfs_now_ns(); /* any change of the inode's attributes */
     n->meta |= BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME;
+}
+
+/* Sets mode, owner and times in w (w->lock held). */
+static void apply_to_wfile(struct wfile *w, const struct stat *a, int set, struct bfs_node *n)
+{
+    n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
+    n->atime_ns = w->atime_ns;
+    apply_attrs(n, a, set);
+    w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
+    w->ctime_ns = n->ctime_ns, w->atime_ns = n->atime_ns;
 }
 
 /* Mode, owner and times of a file with a staging copy ride on its upload. */
@@ -645,12 +660,34 @@ static int set_staged(struct bfs_fs *fs, struct wfile *w, const struct stat *a, 
                       struct bfs_node *n)
 {
     pthread_mutex_lock(&w->lock);
-    n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
-    apply_attrs(n, a, set);
-    w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
+    apply_to_wfile(w, a, set, n);
     pthread_mutex_unlock(&w->lock);
     /* sent even if the data went already, as a new generation */
     return fs_wfile_touch(fs, w);
+}
+
+/* ftruncate, fchmod, futimens of a file unlinked while open (Python's
+ * tempfile.TemporaryFile): the handle's staging file and attributes only.
+ * Nothing may reach S3 or the row (that would bring the name back). A
+ * handle without a staging file has nowhere to keep a change: the answer
+ * is what it shows. */
+static int set_unlinked(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int set,
+                        struct stat *ret)
+{
+    struct wfile *w = fs_file_wfile(fs, ino);
+    struct bfs_node n = {0};
+    int r = 0;
+
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        if (set & BFS_SET_SIZE)
+            r = fs_wfile_truncate_locked(fs, w, (uint64_t)a->st_size);
+        if (r == 0 && (set & ~BFS_SET_SIZE))
+            apply_to_wfile(w, a, set, &n);
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_put(fs, w);
+    }
+    return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
 }
 
 static int set_size(struct bfs_fs *fs, uint64_t ino, uint64_t size)
@@ -685,6 +722,8 @@ int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int se
     r = bfs_store_node_get(fs->store, ino, &n);
     if (r < 0)
         return r == -ENOENT ? -ESTALE : r;
+    if (!n.present)
+        return set_unlinked(fs, ino, a, set, ret);
     if (n.parent == BFS_ROOT_INO) { /* mapping directory: kept locally (SPEC.md) */
         if (set & BFS_SET_SIZE)
             return -EISDIR;

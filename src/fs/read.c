@@ -306,6 +306,21 @@ void fs_file_track(struct bfs_fs *fs, struct bfs_file *f)
     pthread_mutex_unlock(&fs->lock);
 }
 
+struct wfile *fs_file_wfile(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w = NULL;
+
+    pthread_mutex_lock(&fs->lock);
+    for (struct bfs_file *f = fs->files; f && !w; f = f->next) {
+        if (f->t.ino == ino && f->w) {
+            w = f->w;
+            w->refs++;
+        }
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return w;
+}
+
 static void file_untrack(struct bfs_fs *fs, struct bfs_file *f)
 {
     pthread_mutex_lock(&fs->lock);
@@ -336,7 +351,7 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     if (r == -ENOENT)
         return -ESTALE;
     if (r == 0)
-        r = fs_revalidate(fs, ino, &n);
+        r = fs_revalidate_within(fs, ino, &n, fs->reval_ms); /* close-to-open */
     if (r == 0 && n.kind == BFS_KIND_DIR)
         r = -EISDIR;
     if (r == 0)

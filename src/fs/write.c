@@ -72,6 +72,14 @@ void fs_wfile_put(struct bfs_fs *fs, struct wfile *w)
 
     if (!w)
         return;
+    /* the caller's reference and the table's: if w is idle, the caller is
+     * the last to know, and an upload that finished while it held w could
+     * not drop it (its staging file would stay until unmount) */
+    pthread_mutex_lock(&fs->lock);
+    last = w->refs == 2;
+    pthread_mutex_unlock(&fs->lock);
+    if (last)
+        fs_wfile_maybe_drop(fs, w);
     pthread_mutex_lock(&fs->lock);
     last = --w->refs == 0;
     pthread_mutex_unlock(&fs->lock);
@@ -193,10 +201,11 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
         return r == -ENOENT ? -ESTALE : r;
     if (n.kind == BFS_KIND_DIR)
         return -EISDIR;
-    /* the new version keeps the object's mode, owner and mtime: a listing
-     * that showed defaults (meta.c) does not say them */
-    if (!n.local && !(n.meta & BFS_META_HEADED) && (r = fs_revalidate(fs, ino, &n)) < 0)
-        return r;
+    /* the copy is of what S3 holds now (another machine may have written
+     * it since), and the new version keeps the object's mode, owner and
+     * mtime, which a listing that showed defaults (meta.c) does not say */
+    if (!n.local && (r = fs_revalidate_within(fs, ino, &n, fs->reval_ms)) < 0)
+        return r; /* (a local row's wfile is the one being made: settle would drop it) */
     fd = create_staging(fs, ino, 1);
     if (fd < 0)
         return fd;
@@ -209,11 +218,13 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
     }
     fs_node_to_stat(fs, &n, &st);
     w->size = truncate ? 0 : n.size;
-    w->mtime_ns = n.mtime_ns;
+    w->mtime_ns = truncate ? bfs_now_ns() : n.mtime_ns; /* O_TRUNC is a change, even of nothing */
+    w->ctime_ns = n.ctime_ns;
+    w->atime_ns = n.atime_ns;
     w->mode = st.st_mode;
     w->uid = st.st_uid;
     w->gid = st.st_gid;
-    w->dirty = truncate && n.size > 0;
+    w->dirty = truncate;
     w->remote = n.etag[0] != '\0';
     if (w->remote && !w->dirty)
         w->done_gen = w->gen; /* a copy of what S3 holds: nothing to send */
@@ -462,6 +473,9 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {
         n.size = w->size;
         n.mtime_ns = w->mtime_ns;
+        if (w->ctime_ns > n.ctime_ns) /* a rename may have set the row's since */
+            n.ctime_ns = w->ctime_ns;
+        n.atime_ns = w->atime_ns;
         n.mode = w->mode;
         n.uid = w->uid;
         n.gid = w->gid;
@@ -638,19 +652,26 @@ void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
 
-    if (!w)
-        return;
+    if (w) {
+        fs_wfile_stat_of(w, st);
+        fs_wfile_put(fs, w);
+    }
+}
+
+void fs_wfile_stat_of(struct wfile *w, struct stat *st)
+{
+    int64_t row_ctime;
+
     pthread_mutex_lock(&w->lock);
     st->st_size = (off_t)w->size;
     st->st_blocks = (blkcnt_t)((w->size + 511) / 512);
-    st->st_mtim.tv_sec = w->mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = w->mtime_ns % 1000000000;
-    st->st_ctim = st->st_mtim;
+    row_ctime = st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec; /* a rename's */
+    fs_stat_times(st, w->mtime_ns, w->ctime_ns > row_ctime ? w->ctime_ns : row_ctime,
+                  w->atime_ns);
     st->st_mode = (st->st_mode & S_IFMT) | (w->mode & 07777);
     st->st_uid = w->uid;
     st->st_gid = w->gid;
     pthread_mutex_unlock(&w->lock);
-    fs_wfile_put(fs, w);
 }
 
 static int recover_one(void *ctx, const struct bfs_upload *u)
@@ -731,6 +752,20 @@ int fs_wfiles_recover(struct bfs_fs *fs)
     if (r == 0)
         remove_orphans(fs);
     return r;
+}
+
+void fs_wfiles_free(struct bfs_fs *fs)
+{
+    for (size_t i = 0; i < WFILE_BUCKETS; i++) {
+        struct wfile *w, *next;
+
+        for (w = fs->wfiles[i]; w; w = next) {
+            next = w->next;
+            wfile_free(w);
+        }
+        fs->wfiles[i] = NULL;
+    }
+    remove_orphans(fs);
 }
 
 int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w)

@@ -256,6 +256,12 @@ static int persist(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     int r;
 
     (void)bfs_store_xattrs(fs->store, ino, add_size, &total);
+    n->ctime_ns = bfs_now_ns();
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        w->ctime_ns = n->ctime_ns;
+        pthread_mutex_unlock(&w->lock);
+    }
     if (total > META_LIMIT)
         r = -ENOSPC; /* S3 would refuse the metadata */
     else if (w)

@@ -69,9 +69,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct stat st;
     int r = bfs_fs_lookup(fs, parent, name, &st);
 
-    if (r == -ENOENT) { /* a negative entry the kernel may cache for the TTL */
+    if (r == -ENOENT) { /* a negative entry the kernel may cache a while */
         memset(&e, 0, sizeof(e));
-        e.entry_timeout = bfs_fs_ttl(fs);
+        e.entry_timeout = bfs_fs_negative_ttl(fs);
         fuse_reply_entry(req, &e);
         return;
     }
@@ -99,9 +99,10 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct stat st;
-    int r = bfs_fs_getattr(fs_of(req), ino, &st);
+    /* the kernel passes a handle for a regular file only (fstat) */
+    int r = bfs_fs_fgetattr(fs_of(req), ino, fi ? (struct bfs_file *)(uintptr_t)fi->fh : NULL,
+                            &st);
 
-    (void)fi;
     if (r < 0)
         fuse_reply_err(req, uerr(r));
     else
@@ -363,6 +364,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (to_set & FUSE_SET_ATTR_SIZE) set |= BFS_SET_SIZE;
     if (to_set & FUSE_SET_ATTR_MTIME) set |= BFS_SET_MTIME;
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) set |= BFS_SET_MTIME_NOW;
+    if (to_set & FUSE_SET_ATTR_ATIME) set |= BFS_SET_ATIME;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) set |= BFS_SET_ATIME_NOW;
     r = bfs_fs_setattr(fs_of(req), ino, attr, set, &st);
     if (r < 0)
         fuse_reply_err(req, uerr(r));

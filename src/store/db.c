@@ -2,14 +2,15 @@
 /*
  * db.c: the cache directory, its SQLite database and the connections to it.
  *
- * ON-DISK FORMAT (schema version 3, PRAGMA user_version; 1 and 2 are upgraded)
+ * ON-DISK FORMAT (schema version 4, PRAGMA user_version; 1 to 3 are upgraded)
  *   DIR/meta.db      SQLite, WAL mode, synchronous=NORMAL:
  *     nodes(ino PK AUTOINCREMENT, parent, name, kind, size, etag, mtime_ns,
- *           mode, uid, gid, meta, fetched_ns, present, local)
- *           UNIQUE(parent, name)
+ *           mode, uid, gid, meta, fetched_ns, present, local, ctime_ns,
+ *           atime_ns) UNIQUE(parent, name)
  *       one row per name ever seen; present=0 once a listing or lookup
  *       found it gone (the row and its inode number stay, so a name that
- *       comes back keeps its number). Row 1 is the root.
+ *       comes back keeps its number). Row 1 is the root. ctime_ns and
+ *       atime_ns (version 4) are kept here only, S3 has no place for them.
  *     listings(ino PK, listed_ns)  when a directory was last listed whole
  *     blocks(ino, etag, idx, len, used_ns)  PK(ino, etag, idx): the block
  *       index; used_ns orders eviction
@@ -33,7 +34,7 @@
 #include "bucketfs/util.h"
 #include "store-int.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -49,20 +50,27 @@
     " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0," \
     " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0," \
     " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0," \
+    " ctime_ns INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL DEFAULT 0," \
     " UNIQUE(parent, name));"
 
 /* Version 1 had nodes without AUTOINCREMENT: copy it into the new shape. */
 static const char upgrade_v1[] =
     "BEGIN;"
     NODES_TABLE("nodes_v2")
-    "INSERT INTO nodes_v2 SELECT ino, parent, name, kind, size, etag, mtime_ns, mode, uid,"
-    " gid, meta, fetched_ns, present, local FROM nodes;"
+    "INSERT INTO nodes_v2(ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta,"
+    " fetched_ns, present, local) SELECT ino, parent, name, kind, size, etag, mtime_ns, mode,"
+    " uid, gid, meta, fetched_ns, present, local FROM nodes;"
     "DROP TABLE nodes;"
     "ALTER TABLE nodes_v2 RENAME TO nodes;"
     /* journal rows may name the inode of a deleted row: not that one either */
     "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(ino), 0) FROM uploads))"
     " WHERE name = 'nodes';"
     "COMMIT;";
+
+/* Versions 2 and 3: the local times are new columns. */
+static const char upgrade_v3[] =
+    "ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;";
 
 static const char schema[] =
     NODES_TABLE("nodes")
@@ -83,7 +91,8 @@ static const char schema[] =
     "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);";
 
 #define NODE_COLS \
-    "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns, local"
+    "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns, local," \
+    " ctime_ns, atime_ns, present"
 
 #define KEEP                                                                               \
     "(excluded.meta = 0 AND nodes.etag = excluded.etag AND (nodes.kind = excluded.kind OR"     \
@@ -114,7 +123,7 @@ static const char *const sql[ST_COUNT] = {
         /* nor does a view older than what the row holds (a listing that
          * began before an upload finished or a rename moved the row) */
         " WHERE nodes.local = 0 AND nodes.fetched_ns <= excluded.fetched_ns"
-        " RETURNING ino, mtime_ns, mode, uid, gid, meta, kind",
+        " RETURNING ino, mtime_ns, mode, uid, gid, meta, kind, ctime_ns, atime_ns",
     [ST_NODE_GONE] = "UPDATE nodes SET present = 0 WHERE parent = ?1 AND name = ?2"
                      " AND local = 0",
     [ST_CHILDREN] = "SELECT " NODE_COLS " FROM nodes WHERE parent = ?1 AND present = 1"
@@ -123,15 +132,15 @@ static const char *const sql[ST_COUNT] = {
                            " AND fetched_ns <= ?2",
     [ST_NODE_UPDATE] = "UPDATE nodes SET kind = ?2, size = ?3, etag = ?4, mtime_ns = ?5,"
                        " mode = ?6, uid = ?7, gid = ?8, meta = ?9, fetched_ns = ?10,"
-                       " local = ?11, present = 1 WHERE ino = ?1",
+                       " local = ?11, ctime_ns = ?12, atime_ns = ?13, present = 1 WHERE ino = ?1",
     [ST_NODE_DROP_AT] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2 AND ino != ?3",
     [ST_NODE_MOVE] = "UPDATE nodes SET parent = ?2, name = ?3, present = 1,"
-                     " fetched_ns = " NOW_NS " WHERE ino = ?1",
+                     " fetched_ns = " NOW_NS ", ctime_ns = " NOW_NS " WHERE ino = ?1",
     [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0, fetched_ns = " NOW_NS
                        " WHERE ino = ?1",
     [ST_NODE_INSERT] = "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid,"
-                       " gid, meta, fetched_ns, local, present) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-                       " ?7, ?8, ?9, ?10, ?11, ?12, 1) RETURNING ino",
+                       " gid, meta, fetched_ns, local, ctime_ns, atime_ns, present) VALUES (?1,"
+                       " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1) RETURNING ino",
     [ST_NODE_DROP_NAME] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2",
     /* what a HEAD said of the version the row still holds */
     [ST_NODE_LEARNT] = "UPDATE nodes SET kind = ?2, mtime_ns = ?3, mode = ?4, uid = ?5, gid = ?6,"
@@ -380,6 +389,8 @@ static int init_schema(struct bfs_store *s, char *err, size_t errlen)
     }
     if (rc == SQLITE_OK && version == 1)
         rc = sqlite3_exec(c->db, upgrade_v1, NULL, NULL, &msg);
+    else if (rc == SQLITE_OK && (version == 2 || version == 3))
+        rc = sqlite3_exec(c->db, upgrade_v3, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, schema, NULL, NULL, &msg);
     if (rc == SQLITE_OK)

@@ -30,6 +30,9 @@ static void row_to_node(sqlite3_stmt *st, struct bfs_node *n)
     n->meta = sqlite3_column_int(st, 10);
     n->fetched_ns = sqlite3_column_int64(st, 11);
     n->local = sqlite3_column_int(st, 12);
+    n->ctime_ns = sqlite3_column_int64(st, 13);
+    n->atime_ns = sqlite3_column_int64(st, 14);
+    n->present = sqlite3_column_int(st, 15);
 }
 
 /* Steps a one-row query into ret. */
@@ -107,6 +110,9 @@ static int put(struct store_conn *c, struct bfs_node *n)
         n->gid = (uint32_t)sqlite3_column_int64(st, 4);
         n->meta = sqlite3_column_int(st, 5);
         n->kind = sqlite3_column_int(st, 6);
+        n->ctime_ns = sqlite3_column_int64(st, 7);
+        n->atime_ns = sqlite3_column_int64(st, 8);
+        n->present = 1;
         r = 0;
     } else {
         r = store_errno(rc) ? store_errno(rc) : -EIO;
@@ -134,6 +140,8 @@ static void bind_attrs(sqlite3_stmt *st, const struct bfs_node *n, int first)
     sqlite3_bind_int(st, first + 7, n->meta);
     sqlite3_bind_int64(st, first + 8, n->fetched_ns);
     sqlite3_bind_int(st, first + 9, n->local);
+    sqlite3_bind_int64(st, first + 10, n->ctime_ns);
+    sqlite3_bind_int64(st, first + 11, n->atime_ns);
 }
 
 int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
