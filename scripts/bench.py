@@ -714,6 +714,37 @@ def small_read(ctx, tool, rnd):
               z.small_n * z.small_size)
 
 
+def small_reread(ctx, tool, rnd):
+    """12: 9's cat on one mount, then again 2 s later (past bucketfs's 1 s
+    revalidate window: each open asks S3 whether the file changed, the
+    close-to-open check); the second cat is timed and counted. """
+    z = ctx.sizes
+    cache = ctx.cache(tool, "reread%d" % rnd)
+    m = tool.mount(cache)
+    cmd = "cat %s/data/small/* > /dev/null" % m.root
+    run(cmd)
+    time.sleep(2)
+    mark = ctx.begin()
+    dt = run(cmd)
+    m.sample()
+    ctx.add("small_reread", tool.name, dt)
+    req = ctx.finish("small_reread", m, mark, z.small_n * z.small_size, rnd)
+    if req:
+        ctx.add("small_reread_requests", tool.name, req["total"])
+    ctx.drop(cache)
+
+
+def small_reread_limit(ctx, rnd):
+    """One HEAD per file, one after another on one connection (what an open
+    that checks the version costs at least)."""
+    s = ctx.server
+    cfg = s.curl_auth() + "".join('url = "%s"\nhead\noutput = "/dev/null"\n'
+                                  % s.url("data/small/" + f) for f in sorted(ctx.small_files))
+    dt, _ = s.curl(cfg)
+    ctx.add("small_reread", "curl", dt)
+    ctx.add("small_reread_requests", "curl", len(ctx.small_files))
+
+
 def small_read_limit(ctx, rnd):
     """One curl, the GETs one after another on one connection, as cat reads."""
     s = ctx.server
@@ -795,6 +826,7 @@ WORKLOADS = [
     (small_read, small_read_limit),
     (listing_meta, listing_meta_limit),
     (listing_remount, listing_remount_limit),
+    (small_reread, small_reread_limit),
 ]
 
 
@@ -820,6 +852,9 @@ def metrics(z):
         ("find_requests", "8. … requests sent for that find", "requests", False),
         ("small_read", "9. Small-file reads: cat of %d × 16 KiB files, cold" % z.small_n, "s", False),
         ("small_read_requests", "9. … requests sent for that cat", "requests", False),
+        ("small_reread", "12. Small-file reads again: 9's cat on the same mount 2 s later (cached)",
+         "s", False),
+        ("small_reread_requests", "12. … requests sent for that cat", "requests", False),
         ("list_meta", "10. Listing with metadata: ls -l of %d objects carrying s3fs metadata, cold"
          % z.list_n, "s", False),
         ("list_meta_requests", "10. … requests sent for that ls -l", "requests", False),

@@ -151,6 +151,7 @@ struct wfile {
     uint64_t low_gen;         /* the oldest generation whose staging file may
                                * still exist (fs_wfile_forget_gens) */
     int writers;              /* open handles that may write */
+    int unflushed;            /* handles written through since their last flush */
     int opens;                /* open handles reading or writing through it */
     int dirty;                /* written since the last commit */
     int sealed;               /* gen is committed: the next write starts gen+1 */
@@ -218,6 +219,7 @@ struct bfs_file {
     struct target t;
     struct wfile *w;      /* staging, when the inode has one (a reference) */
     int writable;         /* opened for writing */
+    int wrote;            /* written through since its last flush (w->lock) */
     pthread_mutex_t lock; /* guards next_off, ra_next, seq */
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */

@@ -122,16 +122,20 @@ static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
     m->read_only = read_only;
     m->ino = n.ino;
     pthread_mutex_lock(&fs->lock);
-    nm = realloc(fs->maps, (fs->nmaps + 1) * sizeof(*nm));
+    /* two ListBuckets refreshes at once (lookups of two unknown names)
+     * both find a new bucket missing: the first adds it */
+    if (r == 0 && m->name && fs_mapping_by_name(fs, m->name))
+        r = 1;
+    nm = r == 0 ? realloc(fs->maps, (fs->nmaps + 1) * sizeof(*nm)) : NULL;
     if (nm)
         fs->maps = nm;
-    if (r < 0 || !nm || !m->name || !m->bucket || !m->prefix) {
+    if (r != 0 || !nm || !m->name || !m->bucket || !m->prefix) {
         pthread_mutex_unlock(&fs->lock);
         free(m->name);
         free(m->bucket);
         free(m->prefix);
         free(m);
-        return r < 0 ? r : -ENOMEM;
+        return r == 1 ? 0 : r < 0 ? r : -ENOMEM;
     }
     fs->maps[fs->nmaps++] = m;
     pthread_mutex_unlock(&fs->lock);

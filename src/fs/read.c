@@ -378,9 +378,30 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
 ssize_t bfs_fs_write(struct bfs_fs *fs, struct bfs_file *f, const char *buf, size_t size,
                      off_t off)
 {
+    ssize_t n;
+
     if (!f->w || !f->writable)
         return -EBADF;
-    return fs_wfile_write(fs, f->w, buf, size, off);
+    n = fs_wfile_write(fs, f->w, buf, size, off);
+    if (n >= 0 && !f->wrote) {
+        pthread_mutex_lock(&f->w->lock);
+        if (!f->wrote) {
+            f->wrote = 1;
+            f->w->unflushed++;
+        }
+        pthread_mutex_unlock(&f->w->lock);
+    }
+    return n;
+}
+
+/* This handle's writes are flushed (close); unflushed says whether every
+ * other handle's are too. Caller holds w->lock. */
+static void flushed(struct bfs_file *f, struct wfile *w)
+{
+    if (f->wrote) {
+        f->wrote = 0;
+        w->unflushed--;
+    }
 }
 
 int bfs_fs_flush(struct bfs_fs *fs, struct bfs_file *f)
@@ -391,9 +412,12 @@ int bfs_fs_flush(struct bfs_fs *fs, struct bfs_file *f)
     if (!w || !f->writable)
         return 0;
     pthread_mutex_lock(&w->lock);
-    /* the last writer's close commits; with others still writing, their
-     * close will (and release catches descriptors that never flush) */
-    if (w->dirty && w->writers <= 1)
+    /* close returns once what was written is journaled: the close that
+     * leaves no handle with unflushed writes commits. Not "the last writer":
+     * the releases that lower writers come after close has returned. A
+     * handle still writing commits again at its own close. */
+    flushed(f, w);
+    if (w->dirty && w->unflushed == 0)
         r = fs_wfile_commit(fs, w);
     if (r == 0 && fs->cfg->sync_upload)
         r = fs_wfile_wait_upload(fs, w, w->gen);
@@ -429,7 +453,8 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
         pthread_mutex_lock(&w->lock);
         w->opens--;
         w->writers -= f->writable;
-        if (f->writable && w->writers == 0 && w->dirty) {
+        flushed(f, w); /* a descriptor that never flushed (killed process) */
+        if (f->writable && (w->writers == 0 || w->unflushed == 0) && w->dirty) {
             int r = fs_wfile_commit(fs, w);
 
             if (r == -ENOSPC || r == -EDQUOT)

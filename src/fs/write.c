@@ -475,7 +475,8 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
         n.mtime_ns = w->mtime_ns;
         if (w->ctime_ns > n.ctime_ns) /* a rename may have set the row's since */
             n.ctime_ns = w->ctime_ns;
-        n.atime_ns = w->atime_ns;
+        if (w->atime_ns)
+            n.atime_ns = w->atime_ns;
         n.mode = w->mode;
         n.uid = w->uid;
         n.gid = w->gid;
@@ -677,6 +678,7 @@ void fs_wfile_stat_of(struct wfile *w, struct stat *st)
 static int recover_one(void *ctx, const struct bfs_upload *u)
 {
     struct bfs_fs *fs = ctx;
+    struct bfs_node n;
     struct wfile *w;
     int fd = open_staging(fs, u->ino, u->gen, 0);
 
@@ -697,6 +699,10 @@ static int recover_one(void *ctx, const struct bfs_upload *u)
     w->mode = u->mode;
     w->uid = u->uid;
     w->gid = u->gid;
+    if (bfs_store_node_get(fs->store, u->ino, &n) == 0) { /* the journal keeps no times */
+        w->ctime_ns = n.ctime_ns;
+        w->atime_ns = n.atime_ns;
+    }
     w->sealed = 1;
     w->queued = 1;
     w->refs = 1;

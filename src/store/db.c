@@ -88,7 +88,9 @@ static const char schema[] =
     " error TEXT, next_ns INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS staged(ino INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
     " data BLOB NOT NULL);"
-    "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);";
+    "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);"
+    /* rows detached by the last mount: no handle is open on them now */
+    "DELETE FROM nodes WHERE parent = 0 AND ino != 1;";
 
 #define NODE_COLS \
     "ino, parent, name, kind, size, etag, mtime_ns, mode, uid, gid, meta, fetched_ns, local," \
@@ -97,6 +99,12 @@ static const char schema[] =
 #define KEEP                                                                               \
     "(excluded.meta = 0 AND nodes.etag = excluded.etag AND (nodes.kind = excluded.kind OR"     \
     " (excluded.kind = 1 AND nodes.kind = 3)))"
+
+/* A row whose name another takes (a create, a rename over it) leaves the
+ * tree but stays, for the handles still open on its inode (fstat shows its
+ * attributes, with no link); the next mount deletes it. Parent 0 is no
+ * directory's, and "#INO" no name's. */
+#define DETACH "parent = 0, name = '#' || ino, present = 0, local = 0"
 
 /* now in ns since the epoch, in SQL (ms resolution): when a row changed
  * here, so that a listing begun before does not undo it */
@@ -133,7 +141,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_NODE_UPDATE] = "UPDATE nodes SET kind = ?2, size = ?3, etag = ?4, mtime_ns = ?5,"
                        " mode = ?6, uid = ?7, gid = ?8, meta = ?9, fetched_ns = ?10,"
                        " local = ?11, ctime_ns = ?12, atime_ns = ?13, present = 1 WHERE ino = ?1",
-    [ST_NODE_DROP_AT] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2 AND ino != ?3",
+    [ST_NODE_DROP_AT] = "UPDATE nodes SET " DETACH " WHERE parent = ?1 AND name = ?2 AND ino != ?3",
     [ST_NODE_MOVE] = "UPDATE nodes SET parent = ?2, name = ?3, present = 1,"
                      " fetched_ns = " NOW_NS ", ctime_ns = " NOW_NS " WHERE ino = ?1",
     [ST_NODE_REMOVE] = "UPDATE nodes SET present = 0, local = 0, fetched_ns = " NOW_NS
@@ -141,7 +149,7 @@ static const char *const sql[ST_COUNT] = {
     [ST_NODE_INSERT] = "INSERT INTO nodes(parent, name, kind, size, etag, mtime_ns, mode, uid,"
                        " gid, meta, fetched_ns, local, ctime_ns, atime_ns, present) VALUES (?1,"
                        " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1) RETURNING ino",
-    [ST_NODE_DROP_NAME] = "DELETE FROM nodes WHERE parent = ?1 AND name = ?2",
+    [ST_NODE_DROP_NAME] = "UPDATE nodes SET " DETACH " WHERE parent = ?1 AND name = ?2",
     /* what a HEAD said of the version the row still holds */
     [ST_NODE_LEARNT] = "UPDATE nodes SET kind = ?2, mtime_ns = ?3, mode = ?4, uid = ?5, gid = ?6,"
                        " meta = ?7 WHERE ino = ?1 AND etag = ?8 AND local = 0",

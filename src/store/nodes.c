@@ -152,8 +152,9 @@ int bfs_store_node_create(struct bfs_store *s, struct bfs_node *n)
 
     if (r < 0)
         return r;
-    /* the old row of the name goes; its inode number is never handed out
-     * again (AUTOINCREMENT, db.c), as some process may still hold it open */
+    /* the old row of the name is detached (db.c DETACH), for handles still
+     * open on it; its inode number is never handed out again
+     * (AUTOINCREMENT, db.c) */
     r = store_exec_args(c, ST_NODE_DROP_NAME, "it", (int64_t)n->parent, n->name);
     st = r == 0 ? store_stmt(c, ST_NODE_INSERT) : NULL;
     if (r == 0 && !st)

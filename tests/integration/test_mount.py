@@ -473,6 +473,23 @@ class RootTest(MountTestCase):
                              b"hello from bfs-test\n")
             self.assertGreaterEqual(m.stats()["by_op"]["list_buckets"], 1)
 
+    def test_new_bucket_found_once_by_concurrent_lookups(self):
+        """A bucket made after the mount, looked up by 16 threads at once
+        (with unknown names beside it, each a ListBuckets refresh): it shows
+        up once in the root, and works."""
+        name = "bfs-new-%s" % uuid.uuid4().hex[:8]
+        with self.mount(maps=None) as m:
+            os.listdir(m.mnt)
+            self.s3.create_bucket(Bucket=name)
+            self.addCleanup(self.s3.delete_bucket, Bucket=name)
+            names = [name if i % 2 else "no-such-bucket-%d" % i for i in range(16)]
+            with concurrent.futures.ThreadPoolExecutor(16) as ex:
+                found = list(ex.map(lambda n: os.path.isdir(m.path(n)), names))
+            self.assertEqual(found, [bool(i % 2) for i in range(16)], "isdir of each name")
+            entries = os.listdir(m.mnt)
+            self.assertEqual(entries.count(name), 1, "the new bucket in the root: %r" % entries)
+            self.assertEqual(os.listdir(m.path(name)), [])
+
 
 # ---------------------------------------------------------------- listing
 class ListingTest(MountTestCase):

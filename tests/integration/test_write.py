@@ -1717,6 +1717,33 @@ class RandomOpsTest(WriteTestCase):
 # ----------------------------------------------------------------- crash
 class CrashTest(WriteTestCase):
 
+    def test_kill9_after_last_close_of_two_writers(self):
+        """Two writer handles on one file: once the second close returned,
+        the data is journaled (a kill -9 right after loses nothing), though
+        the kernel releases the handles only after close has returned."""
+        cache = os.path.join(self.tmp, "cache")
+        lost = []
+        for i in range(5):
+            a, b = os.urandom(300 * KiB + i), os.urandom(200 * KiB)
+            with self.mount(opts={"cache_dir": cache, "upload_delay": "30s"}) as m:
+                p = m.path("t", "two%d.bin" % i)
+                fa = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+                fb = os.open(p, os.O_WRONLY)
+                os.pwrite(fa, a, 0)
+                os.pwrite(fb, b, len(a))
+                os.close(fa)
+                os.close(fb)
+                m.kill9()  # at once: the uploads wait upload_delay
+            with self.mount(opts={"cache_dir": cache}) as m:
+                try:
+                    got = file_md5(m.path("t", "two%d.bin" % i))
+                except OSError as e:
+                    got = repr(e)
+                if got != (md5hex(a + b), len(a + b)):
+                    lost.append("try %d: got %r, expected %d bytes" % (i, got, len(a + b)))
+                m.unmount_wait()
+        self.assertEqual(lost, [], "data of a closed file lost by a kill -9 after the close")
+
     def test_kill9_resumes_pending_uploads(self):
         cache = os.path.join(self.tmp, "cache")
         files = {"f%02d.bin" % i: os.urandom(4 * MiB + i) for i in range(40)}
