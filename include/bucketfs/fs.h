@@ -88,6 +88,9 @@ int bfs_fs_dir_ref(struct bfs_fs *fs, struct bfs_dir *d, size_t i);
 /* ---- file data (fs/read.c) ---- */
 
 int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret);
+/* Whether f must be opened around the kernel's page cache (direct_io):
+ * handles on an older version of the file are open beside it. */
+int bfs_fs_file_direct(const struct bfs_file *f);
 /* Reads into buf; returns the byte count (short only at end of file). */
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off);
 /* Bytes of a read that can be sent from a file descriptor (splice) rather

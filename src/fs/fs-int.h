@@ -220,6 +220,7 @@ struct bfs_file {
     struct wfile *w;      /* staging, when the inode has one (a reference) */
     int writable;         /* opened for writing */
     int wrote;            /* written through since its last flush (w->lock) */
+    int direct;           /* another version is open too: bypass the page cache */
     pthread_mutex_t lock; /* guards next_off, ra_next, seq */
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */

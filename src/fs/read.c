@@ -334,6 +334,21 @@ static void file_untrack(struct bfs_fs *fs, struct bfs_file *f)
     pthread_mutex_unlock(&fs->lock);
 }
 
+/* Whether a handle on another version of f's inode is open: the kernel's
+ * page cache is one per inode, so pages an old reader brings in would be
+ * served to the new one (a mix of versions). Such a handle reads around
+ * the page cache; the old readers keep theirs, all of one version. */
+static int other_version_open(struct bfs_fs *fs, const struct bfs_file *f)
+{
+    int other = 0;
+
+    pthread_mutex_lock(&fs->lock);
+    for (const struct bfs_file *o = fs->files; o && !other; o = o->next)
+        other = o != f && o->t.ino == f->t.ino && !o->w && strcmp(o->t.etag, f->t.etag) != 0;
+    pthread_mutex_unlock(&fs->lock);
+    return other;
+}
+
 int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **ret)
 {
     struct bfs_file *f;
@@ -371,8 +386,14 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     f->t.size = n.size;
     memcpy(f->t.etag, n.etag, sizeof(f->t.etag));
     fs_file_track(fs, f);
+    f->direct = other_version_open(fs, f);
     *ret = f;
     return 0;
+}
+
+int bfs_fs_file_direct(const struct bfs_file *f)
+{
+    return f->direct;
 }
 
 ssize_t bfs_fs_write(struct bfs_fs *fs, struct bfs_file *f, const char *buf, size_t size,

@@ -207,6 +207,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)f;
+    fi->direct_io = bfs_fs_file_direct(f);
     if (fuse_reply_open(req, fi) == -ENOENT)
         bfs_fs_release(fs_of(req), f);
 }
