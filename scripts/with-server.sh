@@ -30,8 +30,9 @@ log() { printf '[with-server] %s\n' "$*" >&2; }
 SERVER=$1; shift
 case "$SERVER" in s3rver|rgw) ;; *) usage ;; esac
 
-port_free() { # nobody listens on 127.0.0.1:$1 (or any address) over TCP
-  [ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ] &&
+port_free() { # no TCP socket has local port $1 (a listener, or a connection:
+  # the mon port may fall in the ephemeral range, where clients' sockets are)
+  [ -z "$(ss -Htan "sport = :$1" 2>/dev/null)" ] &&
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 pick_port() {

@@ -25,12 +25,19 @@ struct bfs_conn_settings {
     char *profile;
 };
 
+/* What an upload does when another writer changed the object first. */
+enum bfs_conflicts {
+    BFS_CONFLICTS_KEEP_BOTH = 0, /* the default: theirs at the name, ours beside it */
+    BFS_CONFLICTS_OVERWRITE,     /* unconditional uploads: the last one wins */
+};
+
 struct bfs_mapping {
     char *name;            /* directory name under the mount root */
     char *bucket;
     char *prefix;          /* "" or ending in '/' */
     struct bfs_conn_settings conn;
     int read_only;
+    int conflicts;         /* enum bfs_conflicts (-1 while parsing: the global one) */
     char *sse;             /* NULL, "AES256" or "aws:kms" */
     char *sse_kms_key_id;
     char *sse_c_key_file;
@@ -72,6 +79,7 @@ struct bfs_config {
     uint32_t block_size;   /* bytes; default 1 MiB */
     int read_ahead;        /* blocks in flight ahead of a sequential reader */
     int list_meta;         /* BFS_LIST_META_*: HEADs while listing */
+    int conflicts;         /* enum bfs_conflicts, the mappings' default */
     int max_connections;   /* S3 requests in flight */
 
     uid_t uid;

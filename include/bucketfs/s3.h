@@ -302,9 +302,13 @@ struct bfs_s3_put_params {
     int content_md5;          /* send Content-MD5 (server verifies the body) */
     int checksum_sha256;      /* send x-amz-checksum-sha256 */
     const char *if_none_match; /* "*": create only */
+    const char *if_match;     /* replace only this version (an ETag, quoted or not) */
     const struct bfs_s3_header *extra; /* e.g. SSE, storage class */
     size_t nextra;
 };
+/* A PUT whose condition (if_match, if_none_match) fails answers -ESTALE
+ * (412). One whose earlier try landed but whose reply was lost is checked
+ * against the object (its ETag is the body's MD5) and succeeds. */
 int bfs_s3_put_object(struct bfs_s3_client *c, const char *bucket, const char *key,
                       const struct bfs_s3_body *body, const struct bfs_s3_put_params *p,
                       char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr);
@@ -349,6 +353,12 @@ int bfs_s3_mpu_part(struct bfs_s3_client *c, const char *bucket, const char *key
 int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char *key,
                         const char *upload_id, char *const *part_etags, int n,
                         char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr);
+/* The same, conditional as a PUT with cond's if_match / if_none_match
+ * (-ESTALE when the condition fails; NULL cond: none). */
+int bfs_s3_mpu_complete_if(struct bfs_s3_client *c, const char *bucket, const char *key,
+                           const char *upload_id, char *const *part_etags, int n,
+                           const struct bfs_s3_put_params *cond, char ret_etag[BFS_S3_ETAG_MAX],
+                           struct bfs_s3_error *reterr);
 int bfs_s3_mpu_abort(struct bfs_s3_client *c, const char *bucket, const char *key,
                      const char *upload_id, struct bfs_s3_error *reterr);
 

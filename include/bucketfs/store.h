@@ -146,6 +146,8 @@ struct bfs_upload {
     int attempts;
     char *error;           /* last failure, for status */
     int64_t next_ns;       /* not before (backoff) */
+    char *base_etag;       /* the version it replaces (If-Match): "" none, so a
+                            * create (If-None-Match: *); NULL unconditional */
 };
 void bfs_upload_done(struct bfs_upload *u);
 
@@ -168,6 +170,10 @@ int bfs_store_upload_failed(struct bfs_store *s, uint64_t ino, uint64_t gen, int
                             const char *error, int64_t next_ns);
 int bfs_store_upload_set_id(struct bfs_store *s, uint64_t ino, const char *upload_id);
 int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key);
+/* A generation newer than after_gen, committed while after_gen was being
+ * uploaded, replaces what that upload made: etag. */
+int bfs_store_upload_set_base(struct bfs_store *s, uint64_t ino, uint64_t after_gen,
+                              const char *etag);
 /* Every row, in inode order; fn returns non-zero to stop. */
 int bfs_store_uploads(struct bfs_store *s, int (*fn)(void *ctx, const struct bfs_upload *u),
                       void *ctx);

@@ -16,7 +16,7 @@
 #include "bucketfs/util.h"
 
 enum vtype { V_STR, V_BOOL, V_SIZE, V_DURATION, V_INT, V_MODE, V_PATHSTYLE, V_SSE, V_ID,
-             V_LISTMETA };
+             V_LISTMETA, V_CONFLICTS };
 
 /* Where a key may appear. */
 #define K_GLOBAL 1
@@ -41,7 +41,7 @@ static const struct key keys[] = {
     {"request_timeout", V_DURATION, K_GLOBAL}, {"revalidate", V_DURATION, K_GLOBAL},
     {"block_size", V_SIZE, K_GLOBAL},   {"read_ahead", V_INT, K_GLOBAL},
     {"max_connections", V_INT, K_GLOBAL}, {"uid", V_ID, K_GLOBAL},
-    {"list_meta", V_LISTMETA, K_GLOBAL},
+    {"list_meta", V_LISTMETA, K_GLOBAL}, {"conflicts", V_CONFLICTS, K_GLOBAL | K_MAP},
     {"gid", V_ID, K_GLOBAL},            {"file_mode", V_MODE, K_GLOBAL},
     {"dir_mode", V_MODE, K_GLOBAL},     {"umask", V_MODE, K_GLOBAL},
     {"read_only", V_BOOL, K_GLOBAL | K_MAP}, {"allow_other", V_BOOL, K_GLOBAL},
@@ -169,6 +169,7 @@ static const char *type_hint(enum vtype t)
     case V_SSE: return "expected AES256, aws:kms or sse-c";
     case V_ID: return "expected a number";
     case V_LISTMETA: return "expected none, small or all";
+    case V_CONFLICTS: return "expected keep-both or overwrite";
     default: return "bad value";
     }
 }
@@ -286,6 +287,12 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         return 0;
     case V_LISTMETA:
         return parse_list_meta(v, &c->list_meta);
+    case V_CONFLICTS:
+        if (strcmp(v, "keep-both") && strcmp(v, "overwrite"))
+            return -EINVAL;
+        *(m ? &m->conflicts : &c->conflicts) =
+            !strcmp(v, "overwrite") ? BFS_CONFLICTS_OVERWRITE : BFS_CONFLICTS_KEEP_BOTH;
+        return 0;
     case V_SSE:
         if (!strcmp(v, "AES256") || !strcmp(v, "aws:kms") || !strcmp(v, "sse-c"))
             return set_str(&m->sse, v);
@@ -342,6 +349,7 @@ static struct bfs_mapping *new_map(struct bfs_config *c, const char *name, int l
     memset(m, 0, sizeof(*m));
     m->conn.path_style = -1;
     m->read_only = -1;
+    m->conflicts = -1;
     m->line = line;
     m->name = strdup(name);
     m->prefix = strdup("");
@@ -559,6 +567,8 @@ int bfs_config_finish(struct bfs_config *c, const char *mountpoint, char *err, s
         }
         if (m->read_only < 0)
             m->read_only = c->read_only;
+        if (m->conflicts < 0)
+            m->conflicts = c->conflicts;
         /* aws:kms without a key id is allowed: S3 uses the AWS-managed key */
         if (m->sse && !strcmp(m->sse, "sse-c") && !m->sse_c_key_file) {
             snprintf(err, errlen, "mapping [%s]: sse = sse-c needs sse_c_key_file", m->name);

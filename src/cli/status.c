@@ -112,6 +112,30 @@ static void print_requests(const struct cli_json *st)
                (unsigned long long)cli_json_u64(st, "skipped_keys"));
 }
 
+/* Conflicts (another machine changed a file first) and mappings whose
+ * server ignores conditional writes. */
+static void print_conflicts(const struct cli_json *up)
+{
+    const struct cli_json *items = cli_json_get(up, "conflict_items");
+    const struct cli_json *unprot = cli_json_get(up, "unprotected");
+
+    if (cli_json_u64(up, "conflicts"))
+        printf("conflicts   %llu since the mount: another writer changed the file first; "
+               "both versions kept\n", (unsigned long long)cli_json_u64(up, "conflicts"));
+    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
+        printf("            ");
+        cli_put_safe(stdout, cli_json_str(it, "path"));
+        printf(": this mount's version is ");
+        cli_put_safe(stdout, cli_json_str(it, "copy"));
+        printf("\n");
+    }
+    for (const struct cli_json *m = unprot ? unprot->child : NULL; m; m = m->next) {
+        printf("UNPROTECTED ");
+        cli_put_safe(stdout, m->str ? m->str : "");
+        printf(": the server ignores conditional writes; the last upload wins there\n");
+    }
+}
+
 static void print_upload_totals(const struct cli_json *st, const struct cli_json *up)
 {
     char a[32], b[32], c[32];
@@ -132,6 +156,7 @@ static void print_upload_totals(const struct cli_json *st, const struct cli_json
         printf("            %llu files open with writes not yet closed (%s)\n",
                (unsigned long long)cli_json_u64(up, "open"), a);
     }
+    print_conflicts(up);
 }
 
 static void print_item(const struct cli_json *it)

@@ -20,8 +20,12 @@
  * still open for writing are not journaled yet: sync names them but does
  * not wait for them, as their data is sent when they are closed.
  *
- * Exit status: 0 all uploaded, 1 some upload failed, 2 usage, or the mount
- * or PATH could not be asked.
+ * A file that another machine changed first (a conflict: its version stays
+ * at the name, this mount's is saved beside it) is named with both paths
+ * as the daemon reports it, once per conflict, and makes the exit status 1.
+ *
+ * Exit status: 0 all uploaded, 1 some upload failed or conflicted, 2
+ * usage, or the mount or PATH could not be asked.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -44,6 +48,7 @@ struct progress {
     int64_t t0_ms;
     int64_t until_ms; /* --timeout: give up then (0: never) */
     int said_retrying; /* told once that uploads wait for their next try */
+    int conflicts;     /* conflicts named */
 };
 
 static void usage(FILE *out)
@@ -54,7 +59,8 @@ static void usage(FILE *out)
                  "of the mount; the whole mount without PATH) is in S3. Uploads that failed\n"
                  "for a passing reason (S3 unreachable) are retried at once and waited for.\n"
                  "Exits 1, naming the files and errors, when the uploads left have failed\n"
-                 "for good (the daemon keeps retrying them), or at the timeout.\n"
+                 "for good (the daemon keeps retrying them), or at the timeout, and when\n"
+                 "another machine changed a file first (both versions are kept).\n"
                  "\n"
                  "  -q, --quiet          no progress bar (drawn only when stderr is a terminal)\n"
                  "  -t, --timeout TIME   give up after TIME (30s, 5m, 1h; default: never)\n"
@@ -214,6 +220,23 @@ static const char *first_error(const struct cli_json *up)
     return "a passing failure";
 }
 
+/* Names the conflicts the daemon reports for the first time. */
+static void name_conflicts(const struct cli_json *up, struct progress *pg)
+{
+    const struct cli_json *items = cli_json_get(up, "conflict_items");
+
+    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
+        clear_bar(pg);
+        fprintf(stderr, "bucketfs sync: ");
+        cli_put_safe(stderr, cli_json_str(it, "path"));
+        fprintf(stderr, ": changed by another writer first; its version stays, this "
+                        "mount's is saved as ");
+        cli_put_safe(stderr, cli_json_str(it, "copy"));
+        fprintf(stderr, "\n");
+        pg->conflicts++;
+    }
+}
+
 /* One look at the uploads: 0 all done, 1 failed, -1 keep waiting, 2 error. */
 static int look(const char *target, struct progress *pg)
 {
@@ -227,6 +250,7 @@ static int look(const char *target, struct progress *pg)
         cli_report_errno("sync", target, r == -EINVAL ? EPROTO : -r);
         return 2;
     }
+    name_conflicts(up, pg);
     left = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
     moving = cli_json_u64(up, "uploading") + cli_json_u64(up, "queued");
     retrying = cli_json_u64(up, "retrying");
@@ -245,6 +269,8 @@ static int look(const char *target, struct progress *pg)
         clear_bar(pg);
         name_items(up, "open");
         r = left == 0 ? 0 : report_failures(up, late(pg));
+        if (r == 0 && pg->conflicts)
+            r = 1;
         if (r == 0 && pg->on && pg->most) {
             char a[32];
 

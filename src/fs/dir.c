@@ -117,8 +117,8 @@ static int add_page(struct bfs_fs *fs, struct listing *l, const struct bfs_s3_li
         const char *name = pg->objects[i].key + plen;
         size_t len = strlen(pg->objects[i].key) - plen;
 
-        if (len == 0)
-            continue; /* the directory's own marker "dir/" */
+        if (len == 0 || fs_is_probe(name, len))
+            continue; /* the directory's own marker "dir/"; conflict.c's probe */
         if (!fs_name_valid(name, len)) {
             atomic_fetch_add(&fs->skipped_keys, 1);
             continue;

@@ -54,6 +54,23 @@ struct mapping {
         int64_t at_ns;
         atomic_int valid;
     } top;
+    int conflicts;            /* immutable: enum bfs_conflicts */
+    atomic_int conditions;    /* COND_*: does the server honour If-Match? */
+};
+
+enum { COND_UNKNOWN, COND_HONOURED, COND_IGNORED };
+
+/* The conflicts of this mount (conflict.c): the newest CONFLICTS_MAX. */
+#define CONFLICTS_MAX 64
+struct conflict_log {
+    pthread_mutex_t lock;
+    struct conflict {
+        char *map, *key, *copy; /* owned: the name, and where our version went */
+        int64_t at_ns;
+        int taken;              /* reported to a bucketfs sync already */
+    } items[CONFLICTS_MAX];
+    size_t head, n;
+    uint64_t total;             /* since the mount */
 };
 
 struct inode {
@@ -158,12 +175,18 @@ struct wfile {
     uint64_t size;
     int64_t mtime_ns;
     int64_t ctime_ns, atime_ns; /* local only, as in struct bfs_node */
+    char base_etag[BFS_S3_ETAG_MAX]; /* the version the next upload replaces:
+                               * "" none (a new name); see base_set */
+    int base_set;             /* 0: unconditional (recovered old row, renamed) */
     uint32_t mode, uid, gid;
     uint64_t done_gen;        /* newest generation known to be in S3 */
     int uploading;            /* an upload of this inode runs */
     uint64_t sent;            /* bytes of the running upload S3 has taken (parts) */
     int queued;               /* in the upload queue */
     int rerun;                /* asked for while uploading: queue again at the end */
+    int held;                 /* uploads wait (fs_wfile_hold): an unlink or a
+                               * rename over this file is being decided */
+    int bounced;              /* an upload found it held: queued again at unhold */
     int last_err;             /* result of the newest finished upload */
     int deleted;              /* unlinked: an upload that lands must be undone */
     int remote;               /* an object exists at the key (rename must delete it) */
@@ -314,6 +337,7 @@ struct bfs_fs {
     atomic_uint_fast64_t stale_serves; /* answers from the cache past their TTL
                                         * because S3 did not answer */
     atomic_uint_fast64_t kernel_invals; /* kernel entries and inodes invalidated */
+    struct conflict_log conflicts;
     struct bfs_fs_kernel kernel; /* set before the first request */
 };
 
@@ -386,6 +410,13 @@ int fs_wfiles_recover(struct bfs_fs *fs);
 void fs_wfiles_free(struct bfs_fs *fs);
 /* Unlinks ino's staging files and forgets its journal row (cancel). */
 void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
+/* Keeps ino's uploads from starting (one running lands first) while an
+ * unlink or a rename over it is tried: its data is dropped only once that
+ * worked (fs_wfile_unhold with discard), never for a call that fails.
+ * Returns a reference, or NULL when ino has no wfile. */
+struct wfile *fs_wfile_hold(struct bfs_fs *fs, uint64_t ino);
+/* Ends a hold; discard: the unlink or rename worked, cancel ino's upload. */
+void fs_wfile_unhold(struct bfs_fs *fs, uint64_t ino, struct wfile *w, int discard);
 /* Stat fields that a wfile overrides (size, mtime, mode, uid, gid). */
 void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st);
 void fs_wfile_stat_of(struct wfile *w, struct stat *st);
@@ -443,6 +474,21 @@ const char *fs_content_type(const char *key);
  * user.* attributes of ino (0: none). */
 int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t mode,
                 uint32_t uid, uint32_t gid, int64_t mtime_ns);
+
+/* ---- conflict.c ---- */
+/* Sets pp's If-Match / If-None-Match for u (none with conflicts =
+ * overwrite, an unconditional row, or a server that ignores them). */
+void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
+                          struct bfs_s3_put_params *pp);
+/* Whether a listed name is the probe (never shown: on a server that
+ * ignores conditions it exists for a moment). */
+int fs_is_probe(const char *name, size_t len);
+/* KEY.conflict-HOST-YYYYMMDDTHHMMSSZ (caller frees), or NULL. */
+char *fs_conflict_key(const char *key);
+/* Logs a conflict (object keys) and keeps it for status and sync. */
+void fs_conflict_record(struct bfs_fs *fs, const struct mapping *m, const char *key,
+                        const char *copy);
+void fs_conflicts_free(struct bfs_fs *fs);
 
 /* ---- report.c ---- */
 /* The user.bucketfs.WHAT attributes other than stats ("uploads",
@@ -535,6 +581,9 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n);
 /* The same when older than window_ms: an open (close-to-open with other
  * machines) passes fs->reval_ms. */
 int fs_revalidate_within(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms);
+/* An open's check (fs->reval_ms): when the first block is not cached, its
+ * GET is the check and fills the cache (no HEAD of its own). */
+int fs_revalidate_open(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n);
 /* Marks a node's attributes as needing a HEAD before the next use. */
 void fs_node_stale(struct bfs_fs *fs, uint64_t ino);
 

@@ -104,7 +104,8 @@ static int overrides(const struct bfs_mapping *m)
 
 /* Adds a mapping and its directory row under the root. Caller holds no lock. */
 static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
-                       const char *prefix, struct bfs_s3_client *client, int read_only)
+                       const char *prefix, struct bfs_s3_client *client, int read_only,
+                       int conflicts)
 {
     struct bfs_node n = {.parent = BFS_ROOT_INO, .kind = BFS_KIND_DIR,
                          .mtime_ns = bfs_now_ns()};
@@ -120,6 +121,8 @@ static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
     m->prefix = strdup(prefix);
     m->client = client;
     m->read_only = read_only;
+    m->conflicts = conflicts;
+    atomic_init(&m->conditions, COND_UNKNOWN);
     m->ino = n.ino;
     pthread_mutex_lock(&fs->lock);
     /* two ListBuckets refreshes at once (lookups of two unknown names)
@@ -159,7 +162,8 @@ int fs_maps_refresh(struct bfs_fs *fs)
         known = fs_mapping_by_name(fs, l.names[i]) != NULL;
         pthread_mutex_unlock(&fs->lock);
         if (!known && fs_name_valid(l.names[i], strlen(l.names[i])))
-            r = add_mapping(fs, l.names[i], l.names[i], "", fs->clients[0], fs->cfg->read_only);
+            r = add_mapping(fs, l.names[i], l.names[i], "", fs->clients[0], fs->cfg->read_only,
+                            fs->cfg->conflicts);
     }
     bfs_s3_bucket_list_done(&l);
     pthread_mutex_lock(&fs->lock);
@@ -182,7 +186,7 @@ static int setup_maps(struct bfs_fs *fs, char *err, size_t errlen)
         if (overrides(m))
             r = make_client(fs, m, &m->conn, m->bucket, &cl, err, errlen);
         if (r == 0)
-            r = add_mapping(fs, m->name, m->bucket, m->prefix, cl, m->read_only);
+            r = add_mapping(fs, m->name, m->bucket, m->prefix, cl, m->read_only, m->conflicts);
         if (r < 0 && !err[0])
             snprintf(err, errlen, "mapping %s: %s", m->name, strerror(-r));
     }
@@ -216,6 +220,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     if (!fs)
         return -ENOMEM;
     pthread_mutex_init(&fs->lock, NULL);
+    pthread_mutex_init(&fs->conflicts.lock, NULL);
     pthread_cond_init(&fs->wcreated, NULL);
     fs->cfg = cfg;
     fs->store = store;
@@ -288,6 +293,7 @@ void bfs_fs_free(struct bfs_fs *fs)
     pthread_cond_destroy(&fs->wcreated);
     bfs_s3_list_page_done(&fs->first.pg);
     pthread_mutex_destroy(&fs->lock);
+    fs_conflicts_free(fs);
     free(fs);
 }
 

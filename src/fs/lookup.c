@@ -356,14 +356,13 @@ static int seen_change(const struct bfs_fs *fs, const struct bfs_node *a, const 
     return seen;
 }
 
-/* HEADs key into n (a row of the store): metadata, size, ETag. *seen
- * (may be NULL) says what changed of what the row showed. */
-static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n,
-                     int *seen)
+/* What a HEAD (or GET) answer o says of n, a row of the store, into the
+ * store: metadata, size, ETag. *seen (may be NULL) says what changed of
+ * what the row showed. r: the request's result. Frees o. */
+static int learn_object(struct bfs_fs *fs, struct bfs_node *n, struct bfs_s3_object *o, int r,
+                        int *seen)
 {
-    struct bfs_s3_object o = {0};
     struct bfs_node old = *n;
-    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
 
     if (seen)
         *seen = 0;
@@ -371,18 +370,60 @@ static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, stru
         (void)bfs_store_node_gone(fs->store, n->parent, n->name);
         return r;
     }
-    if (r < 0)
+    if (r < 0) {
+        bfs_s3_object_done(o);
         return r;
-    fs_node_from_object(n, &o, 1);
+    }
+    fs_node_from_object(n, o, 1);
     n->fetched_ns = bfs_now_ns();
     r = bfs_store_node_put(fs->store, n);
     if (r == 0)
-        r = fs_xattrs_import(fs, n->ino, &o.meta);
-    bfs_s3_object_done(&o);
+        r = fs_xattrs_import(fs, n->ino, &o->meta);
+    bfs_s3_object_done(o);
     if (r == 0 && strcmp(old.etag, n->etag) != 0)
         (void)bfs_store_blocks_drop(fs->store, n->ino, n->etag); /* old version's blocks */
     if (r == 0 && seen)
         *seen = seen_change(fs, &old, n);
+    return r;
+}
+
+/* HEADs key into n (learn_object). */
+static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n,
+                     int *seen)
+{
+    struct bfs_s3_object o = {0};
+    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
+
+    return learn_object(fs, n, &o, r, seen);
+}
+
+/* For an open whose first block is not cached: a GET of that block asks
+ * what a HEAD would (its reply carries the ETag, size and metadata) and
+ * brings the bytes the first read wants, so that the check costs no
+ * request of its own. The block is kept under the ETag it came with. */
+static int get_into(struct bfs_fs *fs, struct mapping *m, const char *key, struct bfs_node *n,
+                    int *seen)
+{
+    uint64_t len = n->size < fs->block ? n->size : fs->block;
+    struct bfs_s3_get_params p = {.ranged = 1, .first = 0, .last = len - 1};
+    struct bfs_s3_object o = {0};
+    struct bfs_s3_sink sink = {.cap = len};
+    int64_t got;
+    int r;
+
+    sink.buf = malloc(len);
+    if (!sink.buf)
+        return head_into(fs, m, key, n, seen);
+    got = bfs_s3_get_object(m->client, m->bucket, key, &p, &sink, &o, NULL);
+    if (got == -ERANGE || got == -EOVERFLOW) { /* it shrank to nothing, or grew: ask plainly */
+        bfs_s3_object_done(&o);
+        free(sink.buf);
+        return head_into(fs, m, key, n, seen);
+    }
+    r = learn_object(fs, n, &o, got < 0 ? (int)got : 0, seen);
+    if (r == 0 && (uint64_t)got == (n->size < fs->block ? n->size : fs->block))
+        (void)bfs_store_block_put(fs->store, n->ino, n->etag, 0, sink.buf, (size_t)got);
+    free(sink.buf);
     return r;
 }
 
@@ -504,7 +545,22 @@ int fs_revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     return fs_revalidate_within(fs, ino, n, fs->ttl_ms);
 }
 
+static int revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms,
+                      int get);
+
 int fs_revalidate_within(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms)
+{
+    return revalidate(fs, ino, n, window_ms, 0);
+}
+
+int fs_revalidate_open(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
+{
+    return revalidate(fs, ino, n, fs->reval_ms, 1);
+}
+
+/* get: the first block may be fetched instead of a HEAD (get_into). */
+static int revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64_t window_ms,
+                      int get)
 {
     struct mapping *m;
     char *key = NULL;
@@ -517,8 +573,10 @@ int fs_revalidate_within(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, in
     if (fs_fresh_within(fs, n->fetched_ns, window_ms) && (n->meta & BFS_META_HEADED))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
+    get = get && r == 0 && n->size > 0 && n->kind == BFS_KIND_FILE && n->etag[0] &&
+          !bfs_store_block_has(fs->store, ino, n->etag, 0);
     if (r == 0)
-        r = head_into(fs, m, key, n, &seen);
+        r = get ? get_into(fs, m, key, n, &seen) : head_into(fs, m, key, n, &seen);
     free(key);
     if (r < 0 && fs_stale_ok(fs, r))
         return 0; /* S3 does not answer: the row as it is */

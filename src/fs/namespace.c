@@ -256,8 +256,9 @@ int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
 {
     struct bfs_node n;
     struct mapping *m;
+    struct wfile *w;
     char *key = NULL;
-    int r;
+    int r, remote = 1;
 
     if (parent == BFS_ROOT_INO)
         return -EPERM;
@@ -269,9 +270,19 @@ int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
         return -EISDIR;
     }
     fs_top_drop(fs); /* a directory may go with its last key */
-    fs_wfile_discard(fs, n.ino); /* a pending upload is cancelled */
-    r = bfs_s3_delete_object(m->client, m->bucket, key, NULL);
-    if (r == 0 || r == -ENOENT) {
+    /* a pending upload waits, and is cancelled once the object is gone: a
+     * DELETE that fails leaves the file as it was, its data included */
+    w = fs_wfile_hold(fs, n.ino);
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        remote = w->remote;
+        pthread_mutex_unlock(&w->lock);
+    }
+    r = remote ? bfs_s3_delete_object(m->client, m->bucket, key, NULL) : 0;
+    if (r == -ENOENT)
+        r = 0;
+    fs_wfile_unhold(fs, n.ino, w, r == 0);
+    if (r == 0) {
         r = bfs_store_node_remove(fs->store, n.ino);
         (void)bfs_store_blocks_drop(fs->store, n.ino, NULL);
     }
@@ -502,6 +513,8 @@ static int rename_file(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const
             r = bfs_store_upload_rekey(fs->store, ino, m->name, to);
         if (r == 0 && pending) /* what is at the new key: the replaced file's object */
             w->remote = replaced;
+        if (r == 0) /* at the new key, the next upload replaces what is there */
+            w->base_set = 0;
         if (r == 0 && w->done_gen < w->gen && w->sealed && !w->queued) {
             w->queued = 1;
             fs_upload_enqueue(fs, ino);
@@ -527,6 +540,8 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
 {
     struct bfs_node src, dst;
     struct mapping *m, *m2;
+    struct wfile *held = NULL;
+    uint64_t held_ino = 0;
     char *from = NULL, *pkey = NULL, *to = NULL;
     struct stat st;
     int r, exists;
@@ -565,8 +580,11 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
             r = -ENOTDIR;
         else if (r == 0 && dst.kind == BFS_KIND_DIR)
             r = dir_empty(fs, m, dst.ino, to);
-        if (r == 0 && dst.ino != src.ino && dst.kind != BFS_KIND_DIR)
-            fs_wfile_discard(fs, dst.ino); /* replaced: its pending upload is moot */
+        /* replaced: its pending upload is moot once the rename worked */
+        if (r == 0 && dst.ino != src.ino && dst.kind != BFS_KIND_DIR) {
+            held = fs_wfile_hold(fs, dst.ino);
+            held_ino = dst.ino;
+        }
         if (r < 0 || dst.ino == src.ino)
             goto out;
     }
@@ -586,6 +604,8 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
             dir_changed(fs, newparent);
     }
 out:
+    if (held_ino)
+        fs_wfile_unhold(fs, held_ino, held, r == 0);
     free(from);
     free(pkey);
     free(to);

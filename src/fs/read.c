@@ -366,7 +366,7 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
     if (r == -ENOENT)
         return -ESTALE;
     if (r == 0)
-        r = fs_revalidate_within(fs, ino, &n, fs->reval_ms); /* close-to-open */
+        r = fs_revalidate_open(fs, ino, &n); /* close-to-open */
     if (r == 0 && n.kind == BFS_KIND_DIR)
         r = -EISDIR;
     if (r == 0)

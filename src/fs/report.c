@@ -321,7 +321,64 @@ static int uploads_json(struct report *rp, struct bfs_buf *b)
     return r;
 }
 
-static int uploads(struct bfs_fs *fs, uint64_t ino, struct bfs_buf *b)
+/* ,"conflicts":TOTAL,"conflict_items":[...]: the conflicts in scope that
+ * no sync has reported yet; take marks them reported (bucketfs sync). */
+static int conflicts_json(struct report *rp, struct bfs_buf *b, int take)
+{
+    struct conflict_log *cl = &rp->fs->conflicts;
+    size_t listed = 0;
+    int r;
+
+    pthread_mutex_lock(&cl->lock);
+    r = bfs_buf_addf(b, ",\"conflicts\":%llu,\"conflict_items\":[",
+                     (unsigned long long)cl->total);
+    for (size_t i = 0; i < cl->n && r == 0 && b->len < REPORT_MAX - 4096; i++) {
+        struct conflict *c = &cl->items[(cl->head + i) % CONFLICTS_MAX];
+        char *path, *copy;
+
+        if (c->taken || !in_scope(&rp->sc, c->map, c->key))
+            continue;
+        path = mount_path(rp->fs, c->map, c->key);
+        copy = mount_path(rp->fs, c->map, c->copy);
+        r = path && copy ? bfs_buf_addf(b, "%s{\"path\":", listed++ ? "," : "") : -ENOMEM;
+        if (r == 0)
+            r = json_str(b, path);
+        if (r == 0)
+            r = bfs_buf_adds(b, ",\"copy\":");
+        if (r == 0)
+            r = json_str(b, copy);
+        if (r == 0)
+            r = bfs_buf_addf(b, ",\"age_s\":%lld}",
+                             (long long)((bfs_now_ns() - c->at_ns) / 1000000000));
+        if (r == 0 && take)
+            c->taken = 1;
+        free(path);
+        free(copy);
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return r == 0 ? bfs_buf_add(b, "]", 1) : r;
+}
+
+/* ,"unprotected":["NAME",...]: mappings whose server ignores conditions. */
+static int unprotected_json(struct bfs_fs *fs, struct bfs_buf *b)
+{
+    size_t listed = 0;
+    int r = bfs_buf_adds(b, ",\"unprotected\":[");
+
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nmaps && r == 0; i++) {
+        if (atomic_load(&fs->maps[i]->conditions) != COND_IGNORED ||
+            fs->maps[i]->conflicts != BFS_CONFLICTS_KEEP_BOTH)
+            continue;
+        r = bfs_buf_adds(b, listed++ ? "," : "");
+        if (r == 0)
+            r = json_str(b, fs->maps[i]->name);
+    }
+    pthread_mutex_unlock(&fs->lock);
+    return r == 0 ? bfs_buf_add(b, "]", 1) : r;
+}
+
+static int uploads(struct bfs_fs *fs, uint64_t ino, struct bfs_buf *b, int take)
 {
     struct report rp = {.fs = fs, .now_ns = bfs_now_ns()};
     int r = scope_of(fs, ino, &rp.sc);
@@ -332,6 +389,14 @@ static int uploads(struct bfs_fs *fs, uint64_t ino, struct bfs_buf *b)
         r = add_open_files(&rp);
     if (r == 0)
         r = uploads_json(&rp, b);
+    if (r == 0) { /* reopen the object: the totals' braces close last */
+        b->len--;
+        r = conflicts_json(&rp, b, take);
+    }
+    if (r == 0)
+        r = unprotected_json(fs, b);
+    if (r == 0)
+        r = bfs_buf_add(b, "}", 1);
     report_done(&rp);
     return r;
 }
@@ -384,10 +449,10 @@ static int presign(struct bfs_fs *fs, uint64_t ino, const char *secs, struct bfs
 int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bfs_buf *b)
 {
     if (strcmp(what, "uploads") == 0)
-        return uploads(fs, ino, b);
+        return uploads(fs, ino, b, 0);
     if (strcmp(what, "sync") == 0) { /* someone waits: upload_delay is moot */
         fs_upload_expedite(fs);
-        return uploads(fs, ino, b);
+        return uploads(fs, ino, b, 1);
     }
     if (strncmp(what, "presign.", 8) == 0)
         return presign(fs, ino, what + 8, b);

@@ -261,9 +261,9 @@ static int multipart(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
         r = p.err;
         if (r < 0)
             *e = p.e;
-        if (r == 0)
-            r = bfs_s3_mpu_complete(m->client, m->bucket, u->key, id, p.etags, p.nparts, etag,
-                                    e);
+        if (r == 0) /* the condition, if any, is checked here: parts replace nothing */
+            r = bfs_s3_mpu_complete_if(m->client, m->bucket, u->key, id, p.etags, p.nparts, pp,
+                                       etag, e);
         if (r < 0)
             (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, id, NULL);
         (void)bfs_store_upload_set_id(fs->store, u->ino, NULL);
@@ -293,8 +293,10 @@ static struct mapping *mapping_named(struct bfs_fs *fs, const char *name)
     return m;
 }
 
+/* Sends u's staging file to u->key, conditional on u->base_etag when
+ * cond is set. -ESTALE: the condition failed (another writer). */
 static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
-                     const struct bfs_upload *u, char etag[BFS_S3_ETAG_MAX],
+                     const struct bfs_upload *u, int cond, char etag[BFS_S3_ETAG_MAX],
                      struct bfs_s3_error *e)
 {
     struct bfs_s3_meta meta = {0};
@@ -311,6 +313,12 @@ static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
     }
     if (u->upload_id) /* left by a crash in the middle of a multipart upload */
         (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, u->upload_id, NULL);
+    if (cond)
+        fs_upload_conditions(fs, m, u, &pp);
+    if (pp.if_match || pp.if_none_match)
+        bfs_debug("upload of %s (inode %llu gen %llu) if %s %s", u->key,
+                  (unsigned long long)u->ino, (unsigned long long)u->gen,
+                  pp.if_match ? "match" : "none match", pp.if_match ? pp.if_match : "*");
     r = fs_meta_for(fs, u->ino, &meta, u->mode, u->uid, u->gid, u->mtime_ns);
     if (r == 0 && u->size <= MULTIPART_MIN)
         r = bfs_s3_put_object(m->client, m->bucket, u->key, &body, &pp, etag, e);
@@ -321,15 +329,21 @@ static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
     return r;
 }
 
+/* Gen u->gen is in S3: at u->key with etag, or, etag NULL, beside it
+ * after a conflict (keep_ours). The name then shows the other writer's
+ * version, which the next use asks S3 for (the kernel's pages go). */
 static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
                            struct mapping *m, const char *etag)
 {
     int finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1, undo = 0;
     struct bfs_node n;
-    char path[4096];
+    char path[4096], made[BFS_S3_ETAG_MAX];
 
     atomic_fetch_add(&fs->up.uploaded, 1);
     atomic_fetch_add(&fs->up.bytes, u->size);
+    bfs_s3_etag_normalize(etag ? etag : "", made);
+    if (!w && !finished && etag) /* a generation committed meanwhile replaces it */
+        (void)bfs_store_upload_set_base(fs->store, u->ino, u->gen, made);
     if (w) {
         pthread_mutex_lock(&w->lock);
         if (w->done_gen < u->gen)
@@ -337,9 +351,23 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
         w->uploading = 0;
         w->last_err = 0;
         w->remote = 1;
-        undo = w->deleted;
-        if (finished && w->gen == u->gen && !w->dirty && !undo &&
+        if (etag) { /* the next one replaces it; after a conflict, still the old base */
+            memcpy(w->base_etag, made, sizeof(w->base_etag));
+            w->base_set = 1;
+            /* and so does a generation committed since the upload ended: under
+             * w->lock, which commits hold, so that none is left with the old */
+            (void)bfs_store_upload_set_base(fs->store, u->ino, u->gen, made);
+        }
+        undo = w->deleted && etag; /* (the other writer's object is not ours to delete) */
+        if (!etag && finished && w->gen == u->gen && !w->dirty && !w->deleted &&
             bfs_store_node_get(fs->store, u->ino, &n) == 0) {
+            n.local = 0;
+            n.fetched_ns = 0;
+            n.etag[0] = '\0';
+            n.meta &= ~BFS_META_HEADED;
+            (void)bfs_store_node_update(fs->store, &n);
+        } else if (etag && finished && w->gen == u->gen && !w->dirty && !undo &&
+                   bfs_store_node_get(fs->store, u->ino, &n) == 0) {
             bfs_s3_etag_normalize(etag, n.etag);
             n.local = 0;
             n.fetched_ns = bfs_now_ns();
@@ -363,6 +391,8 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
         w->rerun = 0;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
+        if (!etag)
+            fs_kernel_inval_inode(fs, u->ino, 1, 0);
         fs_wfile_maybe_drop(fs, w);
     }
     if (undo) /* unlinked while it was uploading */
@@ -401,6 +431,85 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+/* The ETag S3 gives the bytes of u's staging file as send_file sends
+ * them: their MD5, or the MD5 of the parts' MD5s and "-N" (multipart). */
+static int etag_of_staging(struct bfs_fs *fs, const struct bfs_upload *u,
+                           char ret[BFS_S3_ETAG_MAX])
+{
+    uint64_t part = u->size <= MULTIPART_MIN ? u->size : bfs_s3_part_size(u->size, PART_SIZE);
+    uint64_t nparts = u->size <= MULTIPART_MIN ? 1 : (u->size + part - 1) / part;
+    unsigned char *md5s = malloc(16 * nparts), d[16];
+    char path[4096], hex[33];
+    int fd, r = md5s ? 0 : -ENOMEM;
+
+    bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
+    fd = r == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (r == 0 && fd < 0)
+        r = -errno;
+    for (uint64_t i = 0; i < nparts && r == 0; i++) {
+        uint64_t off = i * part;
+
+        r = bfs_md5_range(fd, NULL, off, u->size - off < part ? u->size - off : part,
+                          md5s + 16 * i);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (r == 0 && u->size > MULTIPART_MIN)
+        r = bfs_md5_range(-1, md5s, 0, 16 * nparts, d);
+    if (r == 0) {
+        bfs_hex_encode(u->size > MULTIPART_MIN ? d : md5s, 16, hex);
+        if (u->size > MULTIPART_MIN)
+            snprintf(ret, BFS_S3_ETAG_MAX, "\"%s-%llu\"", hex, (unsigned long long)nparts);
+        else
+            snprintf(ret, BFS_S3_ETAG_MAX, "\"%s\"", hex);
+    }
+    free(md5s);
+    return r;
+}
+
+/* A 412 may be our own upload: one that landed before a crash kept its
+ * row from being finished. It is when the object's ETag is what these
+ * bytes make (not so with SSE-KMS or SSE-C: then a conflict copy is kept,
+ * and nothing is lost either). */
+static int landed_already(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
+                          char etag[BFS_S3_ETAG_MAX])
+{
+    struct bfs_s3_object o = {0};
+    char want[BFS_S3_ETAG_MAX], have[BFS_S3_ETAG_MAX];
+    int same = 0;
+
+    if (bfs_s3_head_object(m->client, m->bucket, u->key, &o, NULL) == 0 &&
+        etag_of_staging(fs, u, want) == 0) {
+        bfs_s3_etag_normalize(o.etag, have);
+        same = strcmp(have, want) == 0;
+        bfs_debug("%s refused the condition: it is %s, this upload makes %s", u->key, have,
+                  want);
+        if (same)
+            memcpy(etag, have, BFS_S3_ETAG_MAX);
+    }
+    bfs_s3_object_done(&o);
+    return same;
+}
+
+/* Another writer changed u->key first (412): this mount's bytes go to a
+ * conflict name beside it, unconditionally (the name is new). */
+static int keep_ours(struct bfs_fs *fs, struct wfile *w, struct mapping *m, struct bfs_upload *u,
+                     struct bfs_s3_error *e)
+{
+    char *copy = fs_conflict_key(u->key), *key = u->key, etag[BFS_S3_ETAG_MAX];
+    int r;
+
+    if (!copy)
+        return -ENOMEM;
+    u->key = copy;
+    r = send_file(fs, w, m, u, 0, etag, e);
+    u->key = key;
+    if (r == 0)
+        fs_conflict_record(fs, m, key, copy);
+    free(copy);
+    return r;
 }
 
 /* upload_one found no journal row for w. The lookup did not hold w->lock,
@@ -452,6 +561,12 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
             fs_wfile_put(fs, w);
             return;
         }
+        if (w->held) { /* an unlink or rename decides first; queued again after */
+            w->bounced = 1;
+            pthread_mutex_unlock(&w->lock);
+            fs_wfile_put(fs, w);
+            return;
+        }
         w->uploading = 1;
         w->queued = 0;
         w->sent = 0;
@@ -468,9 +583,13 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
         bfs_s3_error_set(&e, -ENXIO, 400, "NoSuchMapping", "mapping not in this mount's config");
         r = e.err;
     } else {
-        r = send_file(fs, w, m, &u, etag, &e);
+        r = send_file(fs, w, m, &u, 1, etag, &e);
     }
-    if (r == 0)
+    if (r == -ESTALE && u.base_etag && landed_already(fs, m, &u, etag))
+        r = 0;
+    if (r == -ESTALE && u.base_etag && (r = keep_ours(fs, w, m, &u, &e)) == 0)
+        record_success(fs, w, &u, m, NULL);
+    else if (r == 0)
         record_success(fs, w, &u, m, etag);
     else
         record_failure(fs, w, &u, m, &e);

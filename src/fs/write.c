@@ -226,6 +226,9 @@ static int create(struct bfs_fs *fs, uint64_t ino, int truncate, struct wfile **
     w->gid = st.st_gid;
     w->dirty = truncate;
     w->remote = n.etag[0] != '\0';
+    /* what this version replaces: the object as this open found it */
+    memcpy(w->base_etag, n.etag, sizeof(w->base_etag));
+    w->base_set = 1;
     if (w->remote && !w->dirty)
         w->done_gen = w->gen; /* a copy of what S3 holds: nothing to send */
     *ret = w;
@@ -449,7 +452,7 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
 {
     struct bfs_upload u = {.ino = w->ino, .gen = w->gen, .size = w->size,
                            .mtime_ns = w->mtime_ns, .mode = w->mode, .uid = w->uid,
-                           .gid = w->gid};
+                           .gid = w->gid, .base_etag = w->base_set ? w->base_etag : NULL};
     struct mapping *m;
     struct bfs_node n;
     char *key = NULL, *data = NULL;
@@ -649,6 +652,37 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
     fs_wfile_put(fs, w);
 }
 
+struct wfile *fs_wfile_hold(struct bfs_fs *fs, uint64_t ino)
+{
+    struct wfile *w = fs_wfile_find(fs, ino);
+
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        w->held++;
+        while (w->uploading)
+            pthread_cond_wait(&w->cond, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return w;
+}
+
+void fs_wfile_unhold(struct bfs_fs *fs, uint64_t ino, struct wfile *w, int discard)
+{
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        w->held--;
+        if (w->held == 0 && w->bounced) {
+            w->bounced = 0;
+            if (!discard)
+                fs_upload_enqueue(fs, ino); /* still queued: the wait resumes */
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (discard)
+        fs_wfile_discard(fs, ino);
+    fs_wfile_put(fs, w);
+}
+
 void fs_wfile_stat(struct bfs_fs *fs, uint64_t ino, struct stat *st)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
@@ -703,6 +737,8 @@ static int recover_one(void *ctx, const struct bfs_upload *u)
         w->ctime_ns = n.ctime_ns;
         w->atime_ns = n.atime_ns;
     }
+    w->base_set = u->base_etag != NULL;
+    snprintf(w->base_etag, sizeof(w->base_etag), "%s", u->base_etag ? u->base_etag : "");
     w->sealed = 1;
     w->queued = 1;
     w->refs = 1;

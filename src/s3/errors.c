@@ -51,6 +51,7 @@ static const struct {
     {"NotImplemented", ENOSYS, 0},
     {"MethodNotAllowed", EPERM, 0},
     {"SlowDown", EAGAIN, 1},
+    {"ConditionalRequestConflict", EAGAIN, 1}, /* a concurrent conditional write */
     {"ServiceUnavailable", EAGAIN, 1},
     {"Throttling", EAGAIN, 1},
     {"ThrottlingException", EAGAIN, 1},

@@ -181,6 +181,22 @@ void s3_request_header(struct s3_request *r, const char *name, const char *value
     }
 }
 
+void s3_request_conditions(struct s3_request *r, const char *if_match, const char *if_none_match)
+{
+    if (if_match) {
+        size_t n = strlen(if_match);
+
+        if (n >= 2 && if_match[0] == '"' && if_match[n - 1] == '"') {
+            if_match++;
+            n -= 2;
+        }
+        snprintf(r->cond_etag, sizeof(r->cond_etag), "%.*s", (int)n, if_match);
+        s3_request_header(r, "if-match", r->cond_etag);
+    }
+    if (if_none_match)
+        s3_request_header(r, "if-none-match", if_none_match);
+}
+
 /* Metadata names and values are copied into one block r owns, as
  * "x-amz-meta-NAME\0VALUE\0..." so that headers[] can point into it. */
 int s3_request_meta(struct s3_request *r, const struct bfs_s3_meta *m, const char *ctype)

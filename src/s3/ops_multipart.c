@@ -138,8 +138,8 @@ static int completed_earlier(struct bfs_s3_client *c, const char *bucket, const 
 /* One CompleteMultipartUpload request; *ret_attempts counts its tries. */
 static int complete_once(struct bfs_s3_client *c, const char *bucket, const char *key,
                          const char *upload_id, const struct bfs_s3_body *body,
-                         char *const *part_etags, int n, char etag[BFS_S3_ETAG_MAX],
-                         int *ret_attempts, struct bfs_s3_error *e)
+                         char *const *part_etags, int n, const struct bfs_s3_put_params *cond,
+                         char etag[BFS_S3_ETAG_MAX], int *ret_attempts, struct bfs_s3_error *e)
 {
     struct s3_request r;
     int rc;
@@ -147,6 +147,8 @@ static int complete_once(struct bfs_s3_client *c, const char *bucket, const char
     s3_request_init(&r, BFS_S3_OP_MPU_COMPLETE, "POST", bucket, key);
     s3_request_query(&r, "uploadId", upload_id);
     s3_request_header(&r, "content-type", "application/xml");
+    if (cond)
+        s3_request_conditions(&r, cond->if_match, cond->if_none_match);
     r.body = body;
     rc = s3_request_perform(c, &r, e);
     if (rc == 0) /* S3 may answer 200 and then report an error in the body */
@@ -167,6 +169,15 @@ int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char 
                         const char *upload_id, char *const *part_etags, int n,
                         char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr)
 {
+    return bfs_s3_mpu_complete_if(c, bucket, key, upload_id, part_etags, n, NULL, ret_etag,
+                                  reterr);
+}
+
+int bfs_s3_mpu_complete_if(struct bfs_s3_client *c, const char *bucket, const char *key,
+                           const char *upload_id, char *const *part_etags, int n,
+                           const struct bfs_s3_put_params *cond, char ret_etag[BFS_S3_ETAG_MAX],
+                           struct bfs_s3_error *reterr)
+{
     struct bfs_buf xml;
     struct bfs_s3_body body = {.fd = -1};
     struct bfs_s3_error e = {0};
@@ -183,13 +194,16 @@ int bfs_s3_mpu_complete(struct bfs_s3_client *c, const char *bucket, const char 
     body.data = xml.data;
     body.length = xml.len;
     for (int i = 0;; i++) {
-        rc = complete_once(c, bucket, key, upload_id, &body, part_etags, n, etag, &attempts, &e);
+        rc = complete_once(c, bucket, key, upload_id, &body, part_etags, n, cond, etag,
+                           &attempts, &e);
         if (rc == 0 || e.status != 200 || !e.retryable || i >= s3_client_retries(c))
             break;
         s3_backoff(c, i); /* an error inside a 200 reply: try again */
     }
-    if (rc == -ENOENT && attempts > 1 && strcmp(e.code, "NoSuchUpload") == 0 &&
-        completed_earlier(c, bucket, key, part_etags, n, etag))
+    /* a retry after a lost reply finds the upload gone, or (conditional)
+     * the condition failing on the object it made */
+    if (((rc == -ENOENT && strcmp(e.code, "NoSuchUpload") == 0) || (rc == -ESTALE && cond)) &&
+        attempts > 1 && completed_earlier(c, bucket, key, part_etags, n, etag))
         rc = 0;
     if (rc == 0 && ret_etag)
         memcpy(ret_etag, etag, BFS_S3_ETAG_MAX);

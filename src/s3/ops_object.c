@@ -86,6 +86,31 @@ static void add_extra(struct s3_request *r, const struct bfs_s3_header *h, size_
         s3_request_header(r, h[i].name, h[i].value);
 }
 
+/* After a lost reply to a conditional PUT: is the object already this
+ * body? (Its ETag is the body's MD5, SSE-KMS and SSE-C aside, which then
+ * count as a conflict: a copy is kept, nothing is lost.) */
+static int put_landed_earlier(struct bfs_s3_client *c, const char *bucket, const char *key,
+                              const struct bfs_s3_body *body, char ret_etag[BFS_S3_ETAG_MAX])
+{
+    struct bfs_s3_object o = {0};
+    unsigned char d[16];
+    char want[40], have[BFS_S3_ETAG_MAX];
+    int same;
+
+    if (bfs_md5_range(body->fd, body->data, body->offset, body->length, d) < 0 ||
+        bfs_s3_head_object(c, bucket, key, &o, NULL) < 0)
+        return 0;
+    bfs_hex_encode(d, 16, want + 1);
+    want[0] = '"';
+    snprintf(want + 33, sizeof(want) - 33, "\"");
+    bfs_s3_etag_normalize(o.etag, have);
+    same = strcmp(have, want) == 0;
+    if (same)
+        snprintf(ret_etag, BFS_S3_ETAG_MAX, "%s", have);
+    bfs_s3_object_done(&o);
+    return same;
+}
+
 int bfs_s3_put_object(struct bfs_s3_client *c, const char *bucket, const char *key,
                       const struct bfs_s3_body *body, const struct bfs_s3_put_params *p,
                       char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr)
@@ -111,8 +136,7 @@ int bfs_s3_put_object(struct bfs_s3_client *c, const char *bucket, const char *k
         s3_request_header(&r, "content-md5", md5);
     if (p->checksum_sha256)
         s3_request_header(&r, "x-amz-checksum-sha256", sha);
-    if (p->if_none_match)
-        s3_request_header(&r, "if-none-match", p->if_none_match);
+    s3_request_conditions(&r, p->if_match, p->if_none_match);
     add_extra(&r, p->extra, p->nextra);
     rc = s3_request_meta(&r, p->meta, p->content_type);
     if (rc < 0) {
@@ -120,6 +144,12 @@ int bfs_s3_put_object(struct bfs_s3_client *c, const char *bucket, const char *k
         goto out;
     }
     rc = s3_request_perform(c, &r, reterr);
+    if (rc == -ESTALE && r.attempts > 1 && (p->if_match || p->if_none_match) &&
+        put_landed_earlier(c, bucket, key, body, r.info.etag)) {
+        rc = 0; /* the condition failed on our own write, whose reply was lost */
+        if (reterr)
+            memset(reterr, 0, sizeof(*reterr));
+    }
     if (rc == 0 && ret_etag)
         snprintf(ret_etag, BFS_S3_ETAG_MAX, "%s", r.info.etag);
 out:

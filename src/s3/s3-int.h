@@ -41,6 +41,7 @@ struct s3_request {
     struct bfs_buf reply;        /* XML body (2xx without sink, or any error) */
     struct bfs_s3_object info;   /* headers: size, etag, mtime, type, meta */
     char *header_store;          /* owns strings built for headers[] */
+    char cond_etag[BFS_S3_ETAG_MAX]; /* If-Match's value (s3_request_conditions) */
 };
 
 /* Initializes r for one operation; s3_request_done frees what it holds. */
@@ -50,6 +51,9 @@ void s3_request_done(struct s3_request *r);
 void s3_request_query(struct s3_request *r, const char *name, const char *value);
 /* value is borrowed until the request is done. */
 void s3_request_header(struct s3_request *r, const char *name, const char *value);
+/* If-Match (the ETag without its quotes: Ceph RGW compares it so on a
+ * write, AWS takes either) and If-None-Match; NULL: not sent. */
+void s3_request_conditions(struct s3_request *r, const char *if_match, const char *if_none_match);
 /* Adds x-amz-meta-* headers and Content-Type; copies into r's own storage. */
 int s3_request_meta(struct s3_request *r, const struct bfs_s3_meta *m, const char *ctype);
 int s3_request_perform(struct bfs_s3_client *c, struct s3_request *r,

@@ -2,7 +2,7 @@
 /*
  * db.c: the cache directory, its SQLite database and the connections to it.
  *
- * ON-DISK FORMAT (schema version 4, PRAGMA user_version; 1 to 3 are upgraded)
+ * ON-DISK FORMAT (schema version 5, PRAGMA user_version; 1 to 4 are upgraded)
  *   DIR/meta.db      SQLite, WAL mode, synchronous=NORMAL:
  *     nodes(ino PK AUTOINCREMENT, parent, name, kind, size, etag, mtime_ns,
  *           mode, uid, gid, meta, fetched_ns, present, local, ctime_ns,
@@ -14,7 +14,8 @@
  *     listings(ino PK, listed_ns)  when a directory was last listed whole
  *     blocks(ino, etag, idx, len, used_ns)  PK(ino, etag, idx): the block
  *       index; used_ns orders eviction
- *     uploads(ino PK, map, key, gen, ...)  the upload journal (journal.c)
+ *     uploads(ino PK, map, key, gen, ..., base_etag)  the upload journal
+ *       (journal.c); base_etag (version 5) is the version an upload replaces
  *     staged(ino PK, gen, data)  bytes of small files committed with their
  *       uploads row (version 3: version 2 had none)
  *   DIR/blocks/XX/INO-HASH-IDX   block payloads (see blocks.c)
@@ -34,7 +35,7 @@
 #include "bucketfs/util.h"
 #include "store-int.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -67,10 +68,14 @@ static const char upgrade_v1[] =
     " WHERE name = 'nodes';"
     "COMMIT;";
 
-/* Versions 2 and 3: the local times are new columns. */
-static const char upgrade_v3[] =
-    "ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;";
+/* Columns later versions added, for add_missing (versions 1 to 4). */
+static const struct {
+    const char *table, *column, *decl;
+} added[] = {
+    {"nodes", "ctime_ns", "INTEGER NOT NULL DEFAULT 0"},  /* version 4 */
+    {"nodes", "atime_ns", "INTEGER NOT NULL DEFAULT 0"},  /* version 4 */
+    {"uploads", "base_etag", "TEXT"},                     /* version 5 */
+};
 
 static const char schema[] =
     NODES_TABLE("nodes")
@@ -85,7 +90,7 @@ static const char schema[] =
     " key TEXT NOT NULL, gen INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
     " state INTEGER NOT NULL DEFAULT 0, upload_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
-    " error TEXT, next_ns INTEGER NOT NULL DEFAULT 0);"
+    " error TEXT, next_ns INTEGER NOT NULL DEFAULT 0, base_etag TEXT);"
     "CREATE TABLE IF NOT EXISTS staged(ino INTEGER PRIMARY KEY, gen INTEGER NOT NULL,"
     " data BLOB NOT NULL);"
     "INSERT OR IGNORE INTO nodes(ino, parent, name, kind) VALUES (1, 0, '', 2);"
@@ -371,6 +376,41 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return r < 0 ? r : make_dir(dir, err, errlen);
 }
 
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+    char q[128];
+    sqlite3_stmt *st;
+    int found = 0;
+
+    snprintf(q, sizeof(q), "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (!found && sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 1);
+
+        found = name && strcmp((const char *)name, column) == 0;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* An older version's tables get the columns added since. */
+static int add_missing(sqlite3 *db, char **msg)
+{
+    int rc = SQLITE_OK;
+
+    for (size_t i = 0; i < sizeof(added) / sizeof(added[0]) && rc == SQLITE_OK; i++) {
+        char q[256];
+
+        if (has_column(db, added[i].table, added[i].column))
+            continue;
+        snprintf(q, sizeof(q), "ALTER TABLE %s ADD COLUMN %s %s;", added[i].table,
+                 added[i].column, added[i].decl);
+        rc = sqlite3_exec(db, q, NULL, NULL, msg);
+    }
+    return rc;
+}
+
 static int init_schema(struct bfs_store *s, char *err, size_t errlen)
 {
     struct store_conn *c = store_conn(s);
@@ -397,10 +437,10 @@ static int init_schema(struct bfs_store *s, char *err, size_t errlen)
     }
     if (rc == SQLITE_OK && version == 1)
         rc = sqlite3_exec(c->db, upgrade_v1, NULL, NULL, &msg);
-    else if (rc == SQLITE_OK && (version == 2 || version == 3))
-        rc = sqlite3_exec(c->db, upgrade_v3, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, schema, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && version >= 1 && version < SCHEMA_VERSION)
+        rc = add_missing(c->db, &msg); /* every table exists now */
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, "PRAGMA user_version=" STR(SCHEMA_VERSION) ";", NULL,
                           NULL, &msg);

@@ -31,25 +31,28 @@
 #include "store-int.h"
 
 enum jstmt {
-    J_PUT, J_GET, J_FINISH, J_DELETE, J_FAILED, J_SET_ID, J_REKEY, J_ALL,
+    J_PUT, J_GET, J_FINISH, J_DELETE, J_FAILED, J_SET_ID, J_REKEY, J_SET_BASE, J_ALL,
     J_STAGED_PUT, J_STAGED_DEL, J_STAGED_FINISH, J_STAGED_ALL, J_STAGED_ORPHANS,
     J_BEGIN, J_COMMIT, J_ROLLBACK, J_COUNT
 };
 
 static const char *const jsql[J_COUNT] = {
     [J_PUT] = "INSERT OR REPLACE INTO uploads(ino, map, key, gen, size, mtime_ns, mode, uid, gid,"
-              " state, upload_id, attempts, error, next_ns)"
-              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+              " state, upload_id, attempts, error, next_ns, base_etag)"
+              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [J_GET] = "SELECT ino, map, key, gen, size, mtime_ns, mode, uid, gid, state, upload_id,"
-              " attempts, error, next_ns FROM uploads WHERE ino = ?1",
+              " attempts, error, next_ns, base_etag FROM uploads WHERE ino = ?1",
     [J_FINISH] = "DELETE FROM uploads WHERE ino = ?1 AND gen = ?2",
     [J_DELETE] = "DELETE FROM uploads WHERE ino = ?1",
     [J_FAILED] = "UPDATE uploads SET state = ?3, error = ?4, next_ns = ?5,"
                  " attempts = attempts + 1 WHERE ino = ?1 AND gen = ?2",
     [J_SET_ID] = "UPDATE uploads SET upload_id = ?2 WHERE ino = ?1",
-    [J_REKEY] = "UPDATE uploads SET map = ?2, key = ?3 WHERE ino = ?1",
+    /* at another key, the upload replaces whatever is there (rename) */
+    [J_REKEY] = "UPDATE uploads SET map = ?2, key = ?3, base_etag = NULL WHERE ino = ?1",
+    [J_SET_BASE] = "UPDATE uploads SET base_etag = ?3 WHERE ino = ?1 AND gen > ?2"
+                   " AND base_etag IS NOT NULL",
     [J_ALL] = "SELECT ino, map, key, gen, size, mtime_ns, mode, uid, gid, state, upload_id,"
-              " attempts, error, next_ns FROM uploads ORDER BY ino",
+              " attempts, error, next_ns, base_etag FROM uploads ORDER BY ino",
     [J_STAGED_PUT] = "INSERT OR REPLACE INTO staged(ino, gen, data) VALUES (?1, ?2, ?3)",
     [J_STAGED_DEL] = "DELETE FROM staged WHERE ino = ?1",
     [J_STAGED_FINISH] = "DELETE FROM staged WHERE ino = ?1 AND gen = ?2",
@@ -296,7 +299,8 @@ static int row_to_upload(sqlite3_stmt *st, struct bfs_upload *u)
     u->attempts = sqlite3_column_int(st, 11);
     u->error = col_dup(st, 12);
     u->next_ns = sqlite3_column_int64(st, 13);
-    if (!u->map || !u->key) {
+    u->base_etag = col_dup(st, 14);
+    if (!u->map || !u->key || (!u->base_etag && sqlite3_column_type(st, 14) != SQLITE_NULL)) {
         bfs_upload_done(u);
         return -ENOMEM;
     }
@@ -309,6 +313,7 @@ void bfs_upload_done(struct bfs_upload *u)
     free(u->key);
     free(u->upload_id);
     free(u->error);
+    free(u->base_etag);
     memset(u, 0, sizeof(*u));
 }
 
@@ -330,6 +335,8 @@ static int bind_row(sqlite3_stmt *st, const struct bfs_upload *u)
     if (u->error)
         sqlite3_bind_text(st, 13, u->error, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 14, u->next_ns);
+    if (u->base_etag)
+        sqlite3_bind_text(st, 15, u->base_etag, -1, SQLITE_STATIC);
     return store_exec(st);
 }
 
@@ -459,6 +466,19 @@ int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, c
     sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
     sqlite3_bind_text(st, 2, map, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    return jexec(s, st, NULL);
+}
+
+int bfs_store_upload_set_base(struct bfs_store *s, uint64_t ino, uint64_t after_gen,
+                              const char *etag)
+{
+    sqlite3_stmt *st = jstmt(s, J_SET_BASE);
+
+    if (!st)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)after_gen);
+    sqlite3_bind_text(st, 3, etag, -1, SQLITE_STATIC);
     return jexec(s, st, NULL);
 }
 

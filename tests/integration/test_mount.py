@@ -1165,7 +1165,7 @@ class CacheTest(MountTestCase):
         sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'nodes'").fetchone()[0]
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         db.close()
-        self.assertEqual(version, 4)
+        self.assertEqual(version, 5)
         self.assertIn("AUTOINCREMENT", sql)
         self.assertIn("ctime_ns", sql, "version 4 keeps ctime and atime in the row")
         self.assertIn("staged", tables, "version 3 keeps small files' bytes in table staged")

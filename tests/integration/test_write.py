@@ -1930,7 +1930,9 @@ class FailureTest(WriteTestCase):
         return [l for l in proxy.lines() if l.startswith("PUT ") and (self.p + rel) in l]
 
     def test_permanent_failure_retried_and_fsync_reports_it(self):
-        proxy = self.proxy("PUT:403,PUT:403")
+        # denied.csv only: the first upload of a mapping also PUTs a probe of
+        # whether the server honours conditional writes (conflict.c)
+        proxy = self.proxy("PUT@denied.csv:403,PUT@denied.csv:403")
         with self.mount(opts={"endpoint": proxy.url, "upload_retry_max": "2s"}) as m:
             fd = os.open(m.path("t", "denied.csv"), os.O_WRONLY | os.O_CREAT, 0o644)
             try:
@@ -1971,6 +1973,33 @@ class FailureTest(WriteTestCase):
             m.wait_uploads()
         self.assertObject("kept.bin", data=data)
 
+
+    def test_failed_unlink_and_rename_keep_closed_data(self):
+        """An unlink whose DELETE the server refuses, and a rename over a
+        file whose copy it refuses, fail (EACCES) and lose nothing: the
+        files keep the data close returned for, and it is uploaded later
+        (issue 17.2: the pending upload was cancelled before the S3 call)."""
+        self.put("src.csv", b"src,1\n")
+        proxy = self.proxy("DELETE@gone.csv:403,PUT@dst.csv:403")
+        with self.mount(opts={"endpoint": proxy.url, "upload_delay": "2s"}) as m:
+            t = lambda *a: m.path("t", *a)  # noqa: E731
+            write_file(t("gone.csv"), b"first\n")
+            m.wait_uploads()
+            write_file(t("gone.csv"), b"second,pending\n")  # not uploaded yet
+            self.assertEqual(errno_of(os.unlink, t("gone.csv")), errno.EACCES,
+                             "unlink with the DELETE refused: %r" % proxy.lines())
+            self.assertEqual(read_all(t("gone.csv")), b"second,pending\n",
+                             "the file after a failed unlink")
+            write_file(t("dst.csv"), b"dst,pending\n")  # pending when the rename is tried
+            self.assertEqual(errno_of(os.rename, t("src.csv"), t("dst.csv")), errno.EACCES,
+                             "rename with the copy refused: %r" % proxy.lines())
+            self.assertEqual(read_all(t("dst.csv")), b"dst,pending\n",
+                             "the replaced file after a failed rename")
+            self.assertEqual(read_all(t("src.csv")), b"src,1\n")
+            m.wait_uploads()
+        self.assertObject("gone.csv", data=b"second,pending\n")
+        self.assertObject("dst.csv", data=b"dst,pending\n")
+        self.assertObject("src.csv", data=b"src,1\n")
 
     def test_listing_sent_before_an_upload_ended(self):
         """A LIST sent before an upload finished, answered after it (held by

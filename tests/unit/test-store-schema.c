@@ -35,6 +35,23 @@
     " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0,"                   \
     " UNIQUE(parent, name));"
 
+/* Schema 4's nodes: the local times, before the journal's base_etag. */
+#define V4_NODES                                                                             \
+    "CREATE TABLE nodes("                                                                    \
+    " ino INTEGER PRIMARY KEY AUTOINCREMENT, parent INTEGER NOT NULL, name TEXT NOT NULL,"   \
+    " kind INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '',"  \
+    " mtime_ns INTEGER NOT NULL DEFAULT 0, mode INTEGER NOT NULL DEFAULT 0,"                   \
+    " uid INTEGER NOT NULL DEFAULT 0, gid INTEGER NOT NULL DEFAULT 0,"                         \
+    " meta INTEGER NOT NULL DEFAULT 0, fetched_ns INTEGER NOT NULL DEFAULT 0,"                 \
+    " present INTEGER NOT NULL DEFAULT 1, local INTEGER NOT NULL DEFAULT 0,"                   \
+    " ctime_ns INTEGER NOT NULL DEFAULT 0, atime_ns INTEGER NOT NULL DEFAULT 0,"               \
+    " UNIQUE(parent, name));"
+
+/* A pending upload of the file, in the old journal (no base_etag). */
+#define OLD_UPLOAD                                                                           \
+    "INSERT INTO uploads(ino, map, key, gen, size, mtime_ns, mode, uid, gid)"                 \
+    " VALUES (7, 'data', 'data/report.csv', 3, 123457, 1500000000123456789, 33184, 1234, 2345);"
+
 #define OLD_TABLES                                                                           \
     "CREATE TABLE listings(ino INTEGER PRIMARY KEY, listed_ns INTEGER NOT NULL);"            \
     "CREATE TABLE blocks(ino INTEGER NOT NULL, etag TEXT NOT NULL,"                          \
@@ -164,22 +181,46 @@ static void upgrade(int version)
     snprintf(name, sizeof(name), "v%d", version);
     subdir(dir, sizeof(dir), name);
     CHECK(make_dir(dir) == 0);
-    snprintf(sql, sizeof(sql), "%s%s%s%sPRAGMA user_version=%d;",
-             version == 1 ? OLD_NODES("") : OLD_NODES(" AUTOINCREMENT"), OLD_TABLES,
-             version == 3 ? STAGED_TABLE : "", OLD_ROWS, version);
+    snprintf(sql, sizeof(sql), "%s%s%s%s%sPRAGMA user_version=%d;",
+             version == 1 ? OLD_NODES("") : version == 4 ? V4_NODES : OLD_NODES(" AUTOINCREMENT"),
+             OLD_TABLES, version >= 3 ? STAGED_TABLE : "", OLD_ROWS, OLD_UPLOAD, version);
     if (db_exec(dir, sql) != SQLITE_OK) {
         CHECK(!"the old database could be built");
         return;
     }
     CHECK(db_int(dir, "PRAGMA user_version") == version);
     CHECK(db_int(dir, "SELECT count(*) FROM pragma_table_info('nodes') WHERE name = 'ctime_ns'")
-          == 0);
+          == (version == 4));
 
     r = bfs_store_open(dir, LIMIT, &s, err, sizeof(err));
     CHECK(r == 0);
     if (r != 0) {
         fprintf(stderr, "bfs_store_open(%s) = %d: %s\n", dir, r, err);
         return;
+    }
+    {   /* the journal row: kept, unconditional (the old journal knew no base) */
+        struct bfs_upload u;
+
+        CHECK(bfs_store_upload_get(s, FILE_INO, &u) == 0);
+        CHECK(u.gen == 3 && u.size == 123457 && u.key && !strcmp(u.key, "data/report.csv"));
+        CHECK(u.base_etag == NULL);
+        bfs_upload_done(&u);
+        CHECK(bfs_store_upload_set_base(s, FILE_INO, 2, "\"e9\"") == 0);
+        CHECK(bfs_store_upload_get(s, FILE_INO, &u) == 0);
+        CHECK(u.base_etag == NULL); /* an unconditional row stays so */
+        bfs_upload_done(&u);
+        u = (struct bfs_upload){.ino = FILE_INO, .map = "data", .key = "data/report.csv",
+                                .gen = 4, .size = 1, .base_etag = "\"e1\""};
+        CHECK(bfs_store_upload_put(s, &u, "x", 1) == 0);
+        CHECK(bfs_store_upload_set_base(s, FILE_INO, 4, "\"e2\"") == 0); /* not newer */
+        CHECK(bfs_store_upload_get(s, FILE_INO, &u) == 0);
+        CHECK(u.gen == 4 && u.base_etag && !strcmp(u.base_etag, "\"e1\""));
+        bfs_upload_done(&u);
+        CHECK(bfs_store_upload_set_base(s, FILE_INO, 3, "\"e2\"") == 0);
+        CHECK(bfs_store_upload_get(s, FILE_INO, &u) == 0);
+        CHECK(u.base_etag && !strcmp(u.base_etag, "\"e2\""));
+        bfs_upload_done(&u);
+        CHECK(bfs_store_upload_delete(s, FILE_INO) == 0);
     }
     memset(&n, 0x5a, sizeof(n)); /* what the read does not set shows */
     CHECK(bfs_store_node_get(s, FILE_INO, &n) == 0);
@@ -230,9 +271,11 @@ static void upgrade(int version)
     bfs_store_close(s);
     s = NULL;
 
-    CHECK(db_int(dir, "PRAGMA user_version") == 4);
+    CHECK(db_int(dir, "PRAGMA user_version") == 5);
     CHECK(db_int(dir, "SELECT count(*) FROM pragma_table_info('nodes')"
                       " WHERE name IN ('ctime_ns', 'atime_ns')") == 2);
+    CHECK(db_int(dir, "SELECT count(*) FROM pragma_table_info('uploads')"
+                      " WHERE name = 'base_etag'") == 1);
     CHECK(db_int(dir, "SELECT count(*) FROM sqlite_master WHERE name = 'staged'") == 1);
 
     /* and kept by the next open, which upgrades nothing again */
@@ -292,7 +335,7 @@ static void fresh(void)
     CHECK(bfs_store_node_get(s, n.ino, &back) == 0);
     CHECK(back.present == 0 && back.atime_ns == 42);
     bfs_store_close(s);
-    CHECK(db_int(dir, "PRAGMA user_version") == 4);
+    CHECK(db_int(dir, "PRAGMA user_version") == 5);
 }
 
 /* A database of a newer bucketfs: refused, not touched. */
@@ -323,6 +366,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    upgrade(4);
     upgrade(3);
     upgrade(2);
     upgrade(1);
