@@ -76,7 +76,63 @@ void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs
         pp->if_none_match = "*";
 }
 
-char *fs_conflict_key(const char *key)
+int fs_complete_conditions(struct mapping *m)
+{
+    struct bfs_s3_put_params never = {.if_match = "\"bucketfs-no-such-version\""};
+    struct bfs_s3_body one = {.data = "x", .fd = -1, .length = 1};
+    char key[2048], host[64] = "", etag[BFS_S3_ETAG_MAX], *part = etag, *id = NULL;
+    int expected = COND_UNKNOWN, r;
+
+    if (atomic_load(&m->mpu_conditions) != COND_UNKNOWN)
+        return atomic_load(&m->mpu_conditions) == COND_HONOURED;
+    (void)gethostname(host, sizeof(host) - 1);
+    snprintf(key, sizeof(key), "%s" PROBE "%s-%ld-%llx-mpu", m->prefix, host, (long)getpid(),
+             (unsigned long long)bfs_now_ns());
+    r = bfs_s3_mpu_create(m->client, m->bucket, key, NULL, &id, NULL);
+    if (r == 0)
+        r = bfs_s3_mpu_part(m->client, m->bucket, key, id, 1, &one, etag, NULL);
+    if (r == 0)
+        r = bfs_s3_mpu_complete_if(m->client, m->bucket, key, id, &part, 1, &never, etag, NULL);
+    if (r == 0) /* made: the condition was ignored */
+        (void)bfs_s3_delete_object(m->client, m->bucket, key, NULL);
+    else if (id)
+        (void)bfs_s3_mpu_abort(m->client, m->bucket, key, id, NULL);
+    free(id);
+    if (r < 0 && r != -ESTALE && r != -ENOENT)
+        return 0; /* cannot tell now: one PUT is safe either way; ask next time */
+    if (atomic_compare_exchange_strong(&m->mpu_conditions, &expected,
+                                       r < 0 ? COND_HONOURED : COND_IGNORED) && r == 0)
+        bfs_info("mapping %s: the server ignores conditions on CompleteMultipartUpload; "
+                 "conditional uploads up to 5 GiB go as one PUT", m->name);
+    return atomic_load(&m->mpu_conditions) == COND_HONOURED;
+}
+
+int fs_complete_check(struct mapping *m, const char *key, const struct bfs_s3_put_params *pp,
+                      struct bfs_s3_error *e)
+{
+    struct bfs_s3_object o = {0};
+    char have[BFS_S3_ETAG_MAX], want[BFS_S3_ETAG_MAX];
+    int r;
+
+    if (!pp->if_match && !pp->if_none_match)
+        return 0;
+    r = bfs_s3_head_object(m->client, m->bucket, key, &o, e);
+    if (r == -ENOENT) /* nothing there: a create may go, a replace may not */
+        r = pp->if_none_match ? 0 : -ESTALE;
+    else if (r == 0 && pp->if_none_match)
+        r = -ESTALE;
+    else if (r == 0) {
+        bfs_s3_etag_normalize(o.etag, have);
+        bfs_s3_etag_normalize(pp->if_match, want);
+        r = strcmp(have, want) == 0 ? 0 : -ESTALE;
+    }
+    if (r == -ESTALE)
+        bfs_s3_error_set(e, r, 412, "PreconditionFailed", "changed by another writer");
+    bfs_s3_object_done(&o);
+    return r;
+}
+
+char *fs_conflict_key(const char *key, int n)
 {
     char host[64] = "", stamp[32];
     time_t now = time(NULL);
@@ -89,7 +145,8 @@ char *fs_conflict_key(const char *key)
             *p = '_'; /* one path component; the first dot starts "conflict" */
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    if (asprintf(&out, "%s.conflict-%s-%s", key, host[0] ? host : "host", stamp) < 0)
+    if (n > 1 ? asprintf(&out, "%s.conflict-%s-%s-%d", key, host[0] ? host : "host", stamp, n) < 0
+              : asprintf(&out, "%s.conflict-%s-%s", key, host[0] ? host : "host", stamp) < 0)
         return NULL;
     return out;
 }

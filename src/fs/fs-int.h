@@ -56,6 +56,7 @@ struct mapping {
     } top;
     int conflicts;            /* immutable: enum bfs_conflicts */
     atomic_int conditions;    /* COND_*: does the server honour If-Match? */
+    atomic_int mpu_conditions; /* COND_*: ... on CompleteMultipartUpload? */
 };
 
 enum { COND_UNKNOWN, COND_HONOURED, COND_IGNORED };
@@ -483,8 +484,17 @@ void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs
 /* Whether a listed name is the probe (never shown: on a server that
  * ignores conditions it exists for a moment). */
 int fs_is_probe(const char *name, size_t len);
-/* KEY.conflict-HOST-YYYYMMDDTHHMMSSZ (caller frees), or NULL. */
-char *fs_conflict_key(const char *key);
+/* KEY.conflict-HOST-YYYYMMDDTHHMMSSZ, with -N for n > 1 (caller frees). */
+char *fs_conflict_key(const char *key, int n);
+/* Before a CompleteMultipartUpload with pp's condition: whether the object
+ * is still the version it replaces (-ESTALE if not). Servers that ignore
+ * the condition on Complete (Ceph RGW 16) leave only this HEAD's window. */
+int fs_complete_check(struct mapping *m, const char *key, const struct bfs_s3_put_params *pp,
+                      struct bfs_s3_error *e);
+/* Whether m's server honours conditions on CompleteMultipartUpload (asks
+ * it the first time; Ceph RGW 16 does not). Where it does not, a
+ * conditional upload up to 5 GiB goes as one PUT, which it honours. */
+int fs_complete_conditions(struct mapping *m);
 /* Logs a conflict (object keys) and keeps it for status and sync. */
 void fs_conflict_record(struct bfs_fs *fs, const struct mapping *m, const char *key,
                         const char *copy);

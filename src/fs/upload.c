@@ -261,7 +261,11 @@ static int multipart(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
         r = p.err;
         if (r < 0)
             *e = p.e;
-        if (r == 0) /* the condition, if any, is checked here: parts replace nothing */
+        /* the condition, if any, is checked here: parts replace nothing.
+         * Ceph RGW 16 ignores it on Complete: asked just before as well */
+        if (r == 0)
+            r = fs_complete_check(m, u->key, pp, e);
+        if (r == 0)
             r = bfs_s3_mpu_complete_if(m->client, m->bucket, u->key, id, p.etags, p.nparts, pp,
                                        etag, e);
         if (r < 0)
@@ -293,8 +297,11 @@ static struct mapping *mapping_named(struct bfs_fs *fs, const char *name)
     return m;
 }
 
-/* Sends u's staging file to u->key, conditional on u->base_etag when
- * cond is set. -ESTALE: the condition failed (another writer). */
+enum { SEND_ANYWAY, SEND_IF_BASE, SEND_IF_NEW };
+
+/* Sends u's staging file to u->key: cond SEND_IF_BASE replaces only
+ * u->base_etag, SEND_IF_NEW only nothing. -ESTALE: the condition failed
+ * (another writer). */
 static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
                      const struct bfs_upload *u, int cond, char etag[BFS_S3_ETAG_MAX],
                      struct bfs_s3_error *e)
@@ -313,14 +320,22 @@ static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
     }
     if (u->upload_id) /* left by a crash in the middle of a multipart upload */
         (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, u->upload_id, NULL);
-    if (cond)
+    if (cond == SEND_IF_BASE) {
         fs_upload_conditions(fs, m, u, &pp);
+    } else if (cond == SEND_IF_NEW) {
+        struct bfs_upload fresh = *u; /* borrows u's strings */
+
+        fresh.base_etag = "";
+        fs_upload_conditions(fs, m, &fresh, &pp);
+    }
     if (pp.if_match || pp.if_none_match)
         bfs_debug("upload of %s (inode %llu gen %llu) if %s %s", u->key,
                   (unsigned long long)u->ino, (unsigned long long)u->gen,
                   pp.if_match ? "match" : "none match", pp.if_match ? pp.if_match : "*");
     r = fs_meta_for(fs, u->ino, &meta, u->mode, u->uid, u->gid, u->mtime_ns);
-    if (r == 0 && u->size <= MULTIPART_MIN)
+    if (r == 0 && (u->size <= MULTIPART_MIN ||
+                   ((pp.if_match || pp.if_none_match) && u->size <= BFS_S3_PART_MAX &&
+                    !fs_complete_conditions(m))))
         r = bfs_s3_put_object(m->client, m->bucket, u->key, &body, &pp, etag, e);
     else if (r == 0)
         r = multipart(fs, w, m, u, body.fd, &pp, etag, e);
@@ -433,13 +448,14 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
     }
 }
 
-/* The ETag S3 gives the bytes of u's staging file as send_file sends
- * them: their MD5, or the MD5 of the parts' MD5s and "-N" (multipart). */
-static int etag_of_staging(struct bfs_fs *fs, const struct bfs_upload *u,
+/* The ETag S3 gives the bytes of u's staging file sent as one PUT (their
+ * MD5), or, multipart, as send_file cuts them (the MD5 of the parts' MD5s
+ * and "-N"). */
+static int etag_of_staging(struct bfs_fs *fs, const struct bfs_upload *u, int in_parts,
                            char ret[BFS_S3_ETAG_MAX])
 {
-    uint64_t part = u->size <= MULTIPART_MIN ? u->size : bfs_s3_part_size(u->size, PART_SIZE);
-    uint64_t nparts = u->size <= MULTIPART_MIN ? 1 : (u->size + part - 1) / part;
+    uint64_t part = !in_parts ? u->size : bfs_s3_part_size(u->size, PART_SIZE);
+    uint64_t nparts = !in_parts || part == 0 ? 1 : (u->size + part - 1) / part;
     unsigned char *md5s = malloc(16 * nparts), d[16];
     char path[4096], hex[33];
     int fd, r = md5s ? 0 : -ENOMEM;
@@ -456,11 +472,11 @@ static int etag_of_staging(struct bfs_fs *fs, const struct bfs_upload *u,
     }
     if (fd >= 0)
         close(fd);
-    if (r == 0 && u->size > MULTIPART_MIN)
+    if (r == 0 && in_parts)
         r = bfs_md5_range(-1, md5s, 0, 16 * nparts, d);
     if (r == 0) {
-        bfs_hex_encode(u->size > MULTIPART_MIN ? d : md5s, 16, hex);
-        if (u->size > MULTIPART_MIN)
+        bfs_hex_encode(in_parts ? d : md5s, 16, hex);
+        if (in_parts)
             snprintf(ret, BFS_S3_ETAG_MAX, "\"%s-%llu\"", hex, (unsigned long long)nparts);
         else
             snprintf(ret, BFS_S3_ETAG_MAX, "\"%s\"", hex);
@@ -481,7 +497,7 @@ static int landed_already(struct bfs_fs *fs, struct mapping *m, const struct bfs
     int same = 0;
 
     if (bfs_s3_head_object(m->client, m->bucket, u->key, &o, NULL) == 0 &&
-        etag_of_staging(fs, u, want) == 0) {
+        etag_of_staging(fs, u, strchr(o.etag, '-') != NULL, want) == 0) {
         bfs_s3_etag_normalize(o.etag, have);
         same = strcmp(have, want) == 0;
         bfs_debug("%s refused the condition: it is %s, this upload makes %s", u->key, have,
@@ -498,17 +514,23 @@ static int landed_already(struct bfs_fs *fs, struct mapping *m, const struct bfs
 static int keep_ours(struct bfs_fs *fs, struct wfile *w, struct mapping *m, struct bfs_upload *u,
                      struct bfs_s3_error *e)
 {
-    char *copy = fs_conflict_key(u->key), *key = u->key, etag[BFS_S3_ETAG_MAX];
-    int r;
+    char *key = u->key, etag[BFS_S3_ETAG_MAX];
+    int r = -ESTALE;
 
-    if (!copy)
-        return -ENOMEM;
-    u->key = copy;
-    r = send_file(fs, w, m, u, 0, etag, e);
-    u->key = key;
-    if (r == 0)
-        fs_conflict_record(fs, m, key, copy);
-    free(copy);
+    /* a new name, and never over another copy: mounts of one host may lose
+     * the same second (then NAME.conflict-HOST-TIME-2, -3...) */
+    for (int n = 1; n <= 16 && r == -ESTALE; n++) {
+        char *copy = fs_conflict_key(key, n);
+
+        if (!copy)
+            return -ENOMEM;
+        u->key = copy;
+        r = send_file(fs, w, m, u, SEND_IF_NEW, etag, e);
+        u->key = key;
+        if (r == 0)
+            fs_conflict_record(fs, m, key, copy);
+        free(copy);
+    }
     return r;
 }
 
@@ -583,7 +605,7 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
         bfs_s3_error_set(&e, -ENXIO, 400, "NoSuchMapping", "mapping not in this mount's config");
         r = e.err;
     } else {
-        r = send_file(fs, w, m, &u, 1, etag, &e);
+        r = send_file(fs, w, m, &u, SEND_IF_BASE, etag, &e);
     }
     if (r == -ESTALE && u.base_etag && landed_already(fs, m, &u, etag))
         r = 0;
