@@ -280,6 +280,18 @@ static struct inflight *inflight_new(struct bfs_fs *fs, const struct target *t, 
     return in;
 }
 
+int fs_inflight_has(struct bfs_fs *fs, uint64_t ino, const char *etag, uint64_t idx)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&fs->lock);
+    for (struct inflight *in = fs->inflight; in && !found; in = in->next)
+        found = in->ino == ino && in->idx == idx && strcmp(in->etag, etag) == 0 &&
+                !(in->done && in->err < 0);
+    pthread_mutex_unlock(&fs->lock);
+    return found;
+}
+
 static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t, uint64_t idx,
                                        int async, struct inflight_early *e)
 {

@@ -428,6 +428,9 @@ struct wfile *fs_file_wfile(struct bfs_fs *fs, uint64_t ino);
 int fs_wfile_wait_clean(struct bfs_fs *fs, uint64_t ino);
 
 /* ---- fetch.c ---- */
+/* Whether block idx of (ino, etag) is being fetched or was just fetched
+ * (its bytes are on their way into the cache). */
+int fs_inflight_has(struct bfs_fs *fs, uint64_t ino, const char *etag, uint64_t idx);
 /* The fetch of block idx of t, with a reference the caller drops with
  * fs_inflight_unref; started unless one runs. With async, an idle worker
  * runs it so that the caller may return before the whole block arrived;

@@ -574,7 +574,8 @@ static int revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
     get = get && r == 0 && n->size > 0 && n->kind == BFS_KIND_FILE && n->etag[0] &&
-          !bfs_store_block_has(fs->store, ino, n->etag, 0);
+          !bfs_store_block_has(fs->store, ino, n->etag, 0) &&
+          !fs_inflight_has(fs, ino, n->etag, 0); /* a read just fetched it */
     if (r == 0)
         r = get ? get_into(fs, m, key, n, &seen) : head_into(fs, m, key, n, &seen);
     free(key);
