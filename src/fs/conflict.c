@@ -11,12 +11,13 @@
  * Servers that ignore the conditions (s3rver) would make every write look
  * unconflicted: the first conditional upload of a mapping sends a PUT with
  * an If-Match that no object can match, under a name listings never show
- * (PROBE). A server that honours conditions refuses it (412, or 404 for
+ * (PROBE), at the top of the bucket (probe_key says why). A server that honours conditions refuses it (412, or 404 for
  * the missing key) and makes nothing; one that does not makes the object,
  * which is deleted at once, and the mount says once that writes there are
  * unprotected.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,33 +34,88 @@ int fs_is_probe(const char *name, size_t len)
     return len >= sizeof(PROBE) - 1 && memcmp(name, PROBE, sizeof(PROBE) - 1) == 0;
 }
 
-/* Whether m's server honours conditional writes; asks it the first time. */
+/* Probes run one at a time (a second would only repeat the first). */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* PROBE-HOST-PID-NS[suffix]: at the bucket's top when root, else under m's
+ * prefix. At the top it has no directory of its own, which a server that
+ * keeps objects as files (s3rver) would remove with the object when it is
+ * deleted, while another upload may be writing into it. */
+static void probe_key(const struct mapping *m, int root, const char *suffix, char *key,
+                      size_t size)
+{
+    char host[64] = "";
+
+    (void)gethostname(host, sizeof(host) - 1);
+    snprintf(key, size, "%s" PROBE "%s-%ld-%llx%s", root ? "" : m->prefix, host,
+             (long)getpid(), (unsigned long long)bfs_now_ns(), suffix);
+}
+
+/* One probe: the result of writing key with an If-Match nothing matches;
+ * what it made (a server that ignores the condition) is deleted. mpu: as
+ * a one-part multipart upload, the condition on its Complete. */
+static int probe_once(struct mapping *m, const char *key, int mpu)
+{
+    struct bfs_s3_put_params never = {.if_match = "\"bucketfs-no-such-version\""};
+    struct bfs_s3_body one = {.data = "x", .fd = -1, .length = 1};
+    char etag[BFS_S3_ETAG_MAX], *part = etag, *id = NULL;
+    int r;
+
+    if (!mpu) {
+        r = bfs_s3_put_object(m->client, m->bucket, key, &one, &never, etag, NULL);
+    } else {
+        r = bfs_s3_mpu_create(m->client, m->bucket, key, NULL, &id, NULL);
+        if (r == 0)
+            r = bfs_s3_mpu_part(m->client, m->bucket, key, id, 1, &one, etag, NULL);
+        if (r == 0)
+            r = bfs_s3_mpu_complete_if(m->client, m->bucket, key, id, &part, 1, &never, etag,
+                                       NULL);
+        if (r < 0 && id)
+            (void)bfs_s3_mpu_abort(m->client, m->bucket, key, id, NULL);
+        free(id);
+    }
+    if (r == 0) /* made: the condition was ignored */
+        (void)bfs_s3_delete_object(m->client, m->bucket, key, NULL);
+    return r;
+}
+
+/* Asks once per mapping whether the server honours conditions (state is
+ * m->conditions or m->mpu_conditions); 1 when it does or cannot tell yet. */
+static int honoured(struct mapping *m, atomic_int *state, int mpu)
+{
+    char key[2048];
+    int r, v;
+
+    if ((v = atomic_load(state)) != COND_UNKNOWN)
+        return v == COND_HONOURED;
+    pthread_mutex_lock(&probe_lock);
+    if ((v = atomic_load(state)) == COND_UNKNOWN) {
+        probe_key(m, 1, mpu ? "-mpu" : "", key, sizeof(key));
+        r = probe_once(m, key, mpu);
+        if (r == -EACCES) { /* a policy for the prefix only: under it, then */
+            probe_key(m, 0, mpu ? "-mpu" : "", key, sizeof(key));
+            r = probe_once(m, key, mpu);
+        }
+        /* 412, or 404 for the missing key: honoured; made: ignored; other
+         * failures (outage, no write access) say nothing: next time */
+        v = r == 0 ? COND_IGNORED : r == -ESTALE || r == -ENOENT ? COND_HONOURED : COND_UNKNOWN;
+        atomic_store(state, v);
+        if (v == COND_IGNORED && !mpu)
+            bfs_warn("mapping %s: the server ignores conditional writes (If-Match), so "
+                     "writes there are not protected against other machines' (the last "
+                     "upload wins); bucketfs status says so", m->name);
+        else if (v == COND_IGNORED)
+            bfs_info("mapping %s: the server ignores conditions on CompleteMultipartUpload; "
+                     "conditional uploads up to 5 GiB go as one PUT", m->name);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return v != COND_IGNORED;
+}
+
 static int conditions_honoured(struct bfs_fs *fs, struct mapping *m)
 {
-    struct bfs_s3_put_params p = {.if_match = "\"bucketfs-no-such-version\""};
-    struct bfs_s3_body empty = {.data = "", .fd = -1};
-    char key[2048], etag[BFS_S3_ETAG_MAX], host[64] = "";
-    int expected = COND_UNKNOWN, r;
-
-    if (atomic_load(&m->conditions) != COND_UNKNOWN)
-        return atomic_load(&m->conditions) == COND_HONOURED;
-    (void)gethostname(host, sizeof(host) - 1);
-    snprintf(key, sizeof(key), "%s" PROBE "%s-%ld-%llx", m->prefix, host, (long)getpid(),
-             (unsigned long long)bfs_now_ns());
-    r = bfs_s3_put_object(m->client, m->bucket, key, &empty, &p, etag, NULL);
-    if (r == 0)
-        (void)bfs_s3_delete_object(m->client, m->bucket, key, NULL);
-    if (r < 0 && r != -ESTALE && r != -ENOENT) /* cannot tell now (outage, no write
-                                                  * access): ask again next time */
-        return 1;
-    if (atomic_compare_exchange_strong(&m->conditions, &expected,
-                                       r < 0 ? COND_HONOURED : COND_IGNORED) &&
-        r == 0)
-        bfs_warn("mapping %s: the server ignores conditional writes (If-Match), so "
-                 "writes there are not protected against other machines' (the last upload "
-                 "wins); bucketfs status says so", m->name);
     (void)fs;
-    return atomic_load(&m->conditions) == COND_HONOURED;
+    return honoured(m, &m->conditions, 0);
 }
 
 void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
@@ -78,33 +134,7 @@ void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs
 
 int fs_complete_conditions(struct mapping *m)
 {
-    struct bfs_s3_put_params never = {.if_match = "\"bucketfs-no-such-version\""};
-    struct bfs_s3_body one = {.data = "x", .fd = -1, .length = 1};
-    char key[2048], host[64] = "", etag[BFS_S3_ETAG_MAX], *part = etag, *id = NULL;
-    int expected = COND_UNKNOWN, r;
-
-    if (atomic_load(&m->mpu_conditions) != COND_UNKNOWN)
-        return atomic_load(&m->mpu_conditions) == COND_HONOURED;
-    (void)gethostname(host, sizeof(host) - 1);
-    snprintf(key, sizeof(key), "%s" PROBE "%s-%ld-%llx-mpu", m->prefix, host, (long)getpid(),
-             (unsigned long long)bfs_now_ns());
-    r = bfs_s3_mpu_create(m->client, m->bucket, key, NULL, &id, NULL);
-    if (r == 0)
-        r = bfs_s3_mpu_part(m->client, m->bucket, key, id, 1, &one, etag, NULL);
-    if (r == 0)
-        r = bfs_s3_mpu_complete_if(m->client, m->bucket, key, id, &part, 1, &never, etag, NULL);
-    if (r == 0) /* made: the condition was ignored */
-        (void)bfs_s3_delete_object(m->client, m->bucket, key, NULL);
-    else if (id)
-        (void)bfs_s3_mpu_abort(m->client, m->bucket, key, id, NULL);
-    free(id);
-    if (r < 0 && r != -ESTALE && r != -ENOENT)
-        return 0; /* cannot tell now: one PUT is safe either way; ask next time */
-    if (atomic_compare_exchange_strong(&m->mpu_conditions, &expected,
-                                       r < 0 ? COND_HONOURED : COND_IGNORED) && r == 0)
-        bfs_info("mapping %s: the server ignores conditions on CompleteMultipartUpload; "
-                 "conditional uploads up to 5 GiB go as one PUT", m->name);
-    return atomic_load(&m->mpu_conditions) == COND_HONOURED;
+    return honoured(m, &m->mpu_conditions, 1);
 }
 
 int fs_complete_check(struct mapping *m, const char *key, const struct bfs_s3_put_params *pp,
