@@ -318,6 +318,8 @@ struct bfs_s3_copy_params {
     const struct bfs_s3_meta *meta;
     const char *content_type;
     const char *if_match;     /* source must have this ETag */
+    const char *dst_if_match; /* the destination must be this version (ETag) */
+    const char *dst_if_none_match; /* "*": the destination must not exist */
     const struct bfs_s3_header *extra;
     size_t nextra;
 };
@@ -327,6 +329,12 @@ int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const ch
 
 int bfs_s3_delete_object(struct bfs_s3_client *c, const char *bucket, const char *key,
                          struct bfs_s3_error *reterr);
+/* The same, only while the object is version if_match (an ETag, quoted or
+ * not; NULL: any): -ESTALE (412) when another version is there. A key
+ * already gone is success, as for an unconditional DELETE. Servers that
+ * ignore the condition delete whatever is there. */
+int bfs_s3_delete_object_if(struct bfs_s3_client *c, const char *bucket, const char *key,
+                            const char *if_match, struct bfs_s3_error *reterr);
 
 #define BFS_S3_DELETE_MAX 1000 /* keys per DeleteObjects request */
 /* Deletes up to BFS_S3_DELETE_MAX keys in one request. ret_errs[i] is 0 or

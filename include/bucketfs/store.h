@@ -169,7 +169,10 @@ int bfs_store_upload_delete(struct bfs_store *s, uint64_t ino);
 int bfs_store_upload_failed(struct bfs_store *s, uint64_t ino, uint64_t gen, int permanent,
                             const char *error, int64_t next_ns);
 int bfs_store_upload_set_id(struct bfs_store *s, uint64_t ino, const char *upload_id);
-int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key);
+/* A rename: the rows of ino now go to map/key, replacing base_etag there
+ * ("" none, NULL unconditional). */
+int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key,
+                           const char *base_etag);
 /* A generation newer than after_gen, committed while after_gen was being
  * uploaded, replaces what that upload made: etag. */
 int bfs_store_upload_set_base(struct bfs_store *s, uint64_t ino, uint64_t after_gen,

@@ -68,6 +68,10 @@ void cli_fmt_secs(uint64_t s, char out[32]);
  * messages come from outside and must not drive the terminal). */
 void cli_put_safe(FILE *f, const char *s);
 
+/* One conflict of the daemon's conflict_items (kind, path, copy) as a
+ * line: what the other writer left and where this mount's version went. */
+void cli_put_conflict(FILE *f, const struct cli_json *it);
+
 int cli_status(int argc, char **argv);
 int cli_sync(int argc, char **argv);
 int cli_presign(int argc, char **argv);

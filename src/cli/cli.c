@@ -184,3 +184,23 @@ void cli_put_safe(FILE *f, const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
 }
+
+void cli_put_conflict(FILE *f, const struct cli_json *it)
+{
+    const char *kind = cli_json_str(it, "kind"), *copy = cli_json_str(it, "copy");
+
+    cli_put_safe(f, cli_json_str(it, "path"));
+    if (strcmp(kind, "delete") == 0) {
+        fprintf(f, ": changed by another writer before the delete here; its version "
+                   "stays\n");
+        return;
+    }
+    if (strcmp(kind, "rename") == 0)
+        fprintf(f, ": changed by another writer before the rename here; its version "
+                   "stays, and the rename copied it to ");
+    else
+        fprintf(f, ": changed by another writer first; its version stays, this mount's "
+                   "is saved as ");
+    cli_put_safe(f, copy);
+    fprintf(f, "\n");
+}

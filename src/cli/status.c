@@ -120,14 +120,11 @@ static void print_conflicts(const struct cli_json *up)
     const struct cli_json *unprot = cli_json_get(up, "unprotected");
 
     if (cli_json_u64(up, "conflicts"))
-        printf("conflicts   %llu since the mount: another writer changed the file first; "
-               "both versions kept\n", (unsigned long long)cli_json_u64(up, "conflicts"));
+        printf("conflicts   %llu since the mount: another writer changed a file first; "
+               "its version kept\n", (unsigned long long)cli_json_u64(up, "conflicts"));
     for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
         printf("            ");
-        cli_put_safe(stdout, cli_json_str(it, "path"));
-        printf(": this mount's version is ");
-        cli_put_safe(stdout, cli_json_str(it, "copy"));
-        printf("\n");
+        cli_put_conflict(stdout, it);
     }
     for (const struct cli_json *m = unprot ? unprot->child : NULL; m; m = m->next) {
         printf("UNPROTECTED ");
@@ -143,9 +140,13 @@ static void print_upload_totals(const struct cli_json *st, const struct cli_json
     cli_fmt_bytes(cli_json_u64(up, "pending_bytes"), a);
     cli_fmt_bytes(cli_json_u64(up, "sent_bytes"), b);
     cli_fmt_bytes(cli_json_u64(up, "failed_bytes"), c);
-    printf("uploads     %llu pending (%s), %llu uploading (%s sent), %llu failed (%s)\n",
+    /* the daemon's counts, as bucketfs sync reads them: failed is permanent
+     * failures only; those waiting for a retry are pending, and said */
+    printf("uploads     %llu pending (%s), %llu uploading (%s sent), %llu waiting to retry, "
+           "%llu failed (%s)\n",
            (unsigned long long)cli_json_u64(up, "pending"), a,
            (unsigned long long)cli_json_u64(up, "uploading"), b,
+           (unsigned long long)cli_json_u64(up, "retrying"),
            (unsigned long long)cli_json_u64(up, "failed"), c);
     cli_fmt_bytes(cli_json_u64(st, "uploaded_bytes"), a);
     printf("            %llu uploaded (%s) since the mount, %llu failed attempts\n",

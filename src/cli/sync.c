@@ -196,11 +196,19 @@ static int report_failures(const struct cli_json *up, int late)
                 "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
                 "--json)\n",
                 (unsigned long long)(stuck - listed));
-    fprintf(stderr,
-            "bucketfs sync: %llu upload%s %s; the data stays in the cache and the "
-            "daemon keeps retrying\n",
-            (unsigned long long)stuck, stuck == 1 ? "" : "s",
-            late ? "not done at the timeout" : "failed");
+    if (late) {
+        fprintf(stderr, "bucketfs sync: %llu upload%s not done at the timeout",
+                (unsigned long long)stuck, stuck == 1 ? "" : "s");
+    } else { /* the counts bucketfs status shows */
+        uint64_t failed = cli_json_u64(up, "failed"), retrying = stuck - failed;
+
+        fprintf(stderr, "bucketfs sync: %llu upload%s failed", (unsigned long long)failed,
+                failed == 1 ? "" : "s");
+        if (retrying)
+            fprintf(stderr, ", %llu wait%s to retry", (unsigned long long)retrying,
+                    retrying == 1 ? "s" : "");
+    }
+    fprintf(stderr, "; the data stays in the cache and the daemon keeps retrying\n");
     return 1;
 }
 
@@ -228,11 +236,7 @@ static void name_conflicts(const struct cli_json *up, struct progress *pg)
     for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
         clear_bar(pg);
         fprintf(stderr, "bucketfs sync: ");
-        cli_put_safe(stderr, cli_json_str(it, "path"));
-        fprintf(stderr, ": changed by another writer first; its version stays, this "
-                        "mount's is saved as ");
-        cli_put_safe(stderr, cli_json_str(it, "copy"));
-        fprintf(stderr, "\n");
+        cli_put_conflict(stderr, it);
         pg->conflicts++;
     }
 }

@@ -9,12 +9,19 @@
  *   held across an S3 request, an SQLite call or a FUSE reply; code that
  *   needs those copies what it needs (key, bucket) out first.
  *   Lock order: fs->lock before any inflight entry's own condition wait
- *   (which releases it).
+ *   (which releases it). A wfile's lock comes before every other: w->lock
+ *   -> fs->lock (fs_inode_target, the wfile table), w->lock -> the upload
+ *   queue's lock, w->lock -> the journal's connection -> its sync, and
+ *   w->lock -> the evictor (a staging write that needs room). Nothing
+ *   takes a wfile's lock while holding one of those, nor two wfile locks.
  *
  * INVARIANTS
  *   1. An inode in the table has nlookup > 0, or is the root.
- *   2. inode->key, ->map, ->kind and ->parent are immutable once made (a
- *      name that changes kind gets a new row, hence a new inode).
+ *   2. inode->map and ->kind are immutable once made (a name that changes
+ *      kind gets a new row, hence a new inode); ->key and ->parent change
+ *      only in a rename (fs_inode_rekey), so they are copied out under
+ *      fs->lock. A wfile commits at w->moving_key while a rename of it is
+ *      under way (namespace.c), never at a key the rename is leaving.
  *   3. An open file reads one ETag (file->etag); every GET carries it as
  *      If-Match.
  *   4. A kept block file descriptor (fs->bfds) reads the block of its
@@ -57,16 +64,27 @@ struct mapping {
     int conflicts;            /* immutable: enum bfs_conflicts */
     atomic_int conditions;    /* COND_*: does the server honour If-Match? */
     atomic_int mpu_conditions; /* COND_*: ... on CompleteMultipartUpload? */
+    atomic_int delete_conditions; /* COND_*: ... on DeleteObject? */
 };
 
 enum { COND_UNKNOWN, COND_HONOURED, COND_IGNORED };
+
+/* What this mount did when it found another writer's version (report.c
+ * names them "upload", "delete", "rename"). */
+enum conflict_kind {
+    CONFLICT_UPLOAD, /* ours went to copy; theirs stays at key */
+    CONFLICT_DELETE, /* our unlink left theirs at key */
+    CONFLICT_RENAME, /* a rename found theirs at key: it stays, copied to copy */
+};
 
 /* The conflicts of this mount (conflict.c): the newest CONFLICTS_MAX. */
 #define CONFLICTS_MAX 64
 struct conflict_log {
     pthread_mutex_t lock;
     struct conflict {
-        char *map, *key, *copy; /* owned: the name, and where our version went */
+        char *map, *key, *copy; /* owned: the name, and where our version went
+                                 * ("" for a delete: nowhere) */
+        int kind;               /* enum conflict_kind */
         int64_t at_ns;
         int taken;              /* reported to a bucketfs sync already */
     } items[CONFLICTS_MAX];
@@ -76,10 +94,11 @@ struct conflict_log {
 
 struct inode {
     uint64_t ino;             /* immutable */
-    uint64_t parent;          /* immutable */
+    uint64_t parent;          /* guarded by fs->lock: a rename changes it */
     int kind;                 /* immutable, enum bfs_kind */
     int map;                  /* immutable: mapping index, -1 for the root */
-    char *key;                /* immutable: object key, or prefix ending in '/' */
+    char *key;                /* guarded by fs->lock (fs_inode_rekey): object key,
+                               * or prefix ending in '/' */
     uint64_t nlookup;         /* guarded by fs->lock */
     struct inode *next;       /* hash chain, guarded by fs->lock */
 };
@@ -191,6 +210,8 @@ struct wfile {
     int last_err;             /* result of the newest finished upload */
     int deleted;              /* unlinked: an upload that lands must be undone */
     int remote;               /* an object exists at the key (rename must delete it) */
+    struct mapping *moving_map; /* a rename of the file is under way: commits */
+    char *moving_key;         /* journal here, not at the inode's old key (owned) */
     int refs;                 /* guarded by fs->lock: table + users */
     struct wfile *next;       /* guarded by fs->lock */
 };
@@ -482,7 +503,7 @@ int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t
 /* ---- conflict.c ---- */
 /* Sets pp's If-Match / If-None-Match for u (none with conflicts =
  * overwrite, an unconditional row, or a server that ignores them). */
-void fs_upload_conditions(struct bfs_fs *fs, struct mapping *m, const struct bfs_upload *u,
+void fs_upload_conditions(struct mapping *m, const struct bfs_upload *u,
                           struct bfs_s3_put_params *pp);
 /* Whether a listed name is the probe (never shown: on a server that
  * ignores conditions it exists for a moment). */
@@ -498,8 +519,25 @@ int fs_complete_check(struct mapping *m, const char *key, const struct bfs_s3_pu
  * it the first time; Ceph RGW 16 does not). Where it does not, a
  * conditional upload up to 5 GiB goes as one PUT, which it honours. */
 int fs_complete_conditions(struct mapping *m);
+/* Deletes key while it is the version known (an ETag; NULL or "": any
+ * version): -ESTALE when another writer's version is there, which stays.
+ * With conflicts = overwrite, any version. An absent key is success. */
+int fs_delete_guarded(struct mapping *m, const char *key, const char *known);
+/* Renames an object in S3 (a copy, then a delete) with the same guard at
+ * both names: src_known the version at from this mount knows, dst_known
+ * the one at to ("" none; NULL any). When another writer changed from,
+ * its version stays there and is what is copied; when it changed to, its
+ * version stays and ours goes to TO.conflict-...; either way the conflict
+ * is recorded and *ret_other says that to now holds another writer's
+ * version. -ENOSYS: the server cannot copy. */
+int fs_rename_object(struct bfs_fs *fs, struct mapping *m, const char *from, const char *to,
+                     const char *src_known, const char *dst_known, int *ret_other);
+/* Forgets which version of ino's object the row holds, so the next use
+ * asks S3 (after a conflict the name shows the other writer's version).
+ * The caller drops the kernel's pages (fs_kernel_inval_inode). */
+void fs_node_forget_version(struct bfs_fs *fs, uint64_t ino);
 /* Logs a conflict (object keys) and keeps it for status and sync. */
-void fs_conflict_record(struct bfs_fs *fs, const struct mapping *m, const char *key,
+void fs_conflict_record(struct bfs_fs *fs, const struct mapping *m, int kind, const char *key,
                         const char *copy);
 void fs_conflicts_free(struct bfs_fs *fs);
 

@@ -124,6 +124,7 @@ static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
     m->conflicts = conflicts;
     atomic_init(&m->conditions, COND_UNKNOWN);
     atomic_init(&m->mpu_conditions, COND_UNKNOWN);
+    atomic_init(&m->delete_conditions, COND_UNKNOWN);
     m->ino = n.ino;
     pthread_mutex_lock(&fs->lock);
     /* two ListBuckets refreshes at once (lookups of two unknown names)

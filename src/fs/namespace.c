@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * namespace.c: changing the tree (SPEC.md "Namespace operations"): create,
- * mkdir, mknod, symlink, unlink, rmdir, rename, and attribute changes.
+ * mkdir, mknod, symlink, unlink, rmdir and rename (attribute changes are
+ * setattr.c's).
  *
  * File data goes through write-back (write.c); everything else here is
  * done on S3 before the call returns, so the tree other machines see and
@@ -252,13 +253,37 @@ static int target_of(struct bfs_fs *fs, uint64_t parent, const char *name, struc
     return r;
 }
 
+/* The version of n's object this mount knows, for a guarded change (see
+ * conflict.c): its writer's base when it has a writer (w, may be NULL),
+ * else the row's ETag; "" no object, NULL not known. *remote: whether an
+ * object may be at its key at all. */
+static const char *known_version(struct wfile *w, const struct bfs_node *n,
+                                 char etag[BFS_S3_ETAG_MAX], int *remote)
+{
+    const char *known = NULL;
+
+    *remote = 1;
+    if (w) {
+        pthread_mutex_lock(&w->lock);
+        *remote = w->remote;
+        memcpy(etag, w->base_etag, BFS_S3_ETAG_MAX);
+        known = !w->remote ? "" : w->base_set ? etag : NULL;
+        pthread_mutex_unlock(&w->lock);
+    } else if (n->etag[0] && !n->local) {
+        snprintf(etag, BFS_S3_ETAG_MAX, "%s", n->etag);
+        known = etag;
+    }
+    return known;
+}
+
 int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
 {
     struct bfs_node n;
     struct mapping *m;
     struct wfile *w;
-    char *key = NULL;
-    int r, remote = 1;
+    char *key = NULL, etag[BFS_S3_ETAG_MAX];
+    const char *known;
+    int r, remote;
 
     if (parent == BFS_ROOT_INO)
         return -EPERM;
@@ -273,12 +298,12 @@ int bfs_fs_unlink(struct bfs_fs *fs, uint64_t parent, const char *name)
     /* a pending upload waits, and is cancelled once the object is gone: a
      * DELETE that fails leaves the file as it was, its data included */
     w = fs_wfile_hold(fs, n.ino);
-    if (w) {
-        pthread_mutex_lock(&w->lock);
-        remote = w->remote;
-        pthread_mutex_unlock(&w->lock);
+    known = known_version(w, &n, etag, &remote);
+    r = remote ? fs_delete_guarded(m, key, known) : 0;
+    if (r == -ESTALE) { /* another writer's version: it stays, ours goes */
+        fs_conflict_record(fs, m, CONFLICT_DELETE, key, NULL);
+        r = 0;
     }
-    r = remote ? bfs_s3_delete_object(m->client, m->bucket, key, NULL) : 0;
     if (r == -ENOENT)
         r = 0;
     fs_wfile_unhold(fs, n.ino, w, r == 0);
@@ -495,44 +520,103 @@ static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, co
     return r;
 }
 
-/* A file: free while only local, else a server-side copy and a delete.
- * replaced: the rename replaces a file at `to`, whose object may be in S3. */
-static int rename_file(struct bfs_fs *fs, struct mapping *m, uint64_t ino, const char *from,
-                       const char *to, int replaced)
+/* Points the writer of a file being renamed (w->lock held) at the new
+ * name: its journal rows, where commits made meanwhile go (a close during
+ * the copy must not upload to the old name after its DELETE), and what the
+ * next upload replaces there (dst_known). Undone by move_back. */
+static int move_writer(struct bfs_fs *fs, struct wfile *w, struct mapping *m, const char *to,
+                       int pending, int replaced, const char *dst_known)
 {
-    struct wfile *w = fs_wfile_find(fs, ino);
-    int r = 0, remote = 1, pending = 0;
+    int r = 0;
 
-    if (w) {
-        pthread_mutex_lock(&w->lock);
-        while (w->uploading) /* let a running upload land first */
-            pthread_cond_wait(&w->cond, &w->lock);
-        remote = w->remote;
-        pending = w->dirty || (w->sealed && w->done_gen < w->gen);
-        if (pending) /* the journal row now names the new key */
-            r = bfs_store_upload_rekey(fs->store, ino, m->name, to);
-        if (r == 0 && pending) /* what is at the new key: the replaced file's object */
-            w->remote = replaced;
-        if (r == 0) /* at the new key, the next upload replaces what is there */
-            w->base_set = 0;
-        if (r == 0 && w->done_gen < w->gen && w->sealed && !w->queued) {
-            w->queued = 1;
-            fs_upload_enqueue(fs, ino);
-        }
-        pthread_mutex_unlock(&w->lock);
-        fs_wfile_put(fs, w);
-        if (r < 0)
-            return r;
-        if (pending) {
-            if (remote) /* the old object must not stay behind */
-                r = bfs_s3_delete_object(m->client, m->bucket, from, NULL);
-            return r == -ENOENT ? 0 : r;
-        }
+    free(w->moving_key);
+    w->moving_map = m;
+    if (!(w->moving_key = strdup(to)))
+        return -ENOMEM;
+    if (pending) /* the journal row now names the new key, and what is there */
+        r = bfs_store_upload_rekey(fs->store, w->ino, m->name, to, dst_known);
+    if (r < 0)
+        return r;
+    if (pending) /* what is at the new key: the replaced file's object */
+        w->remote = replaced;
+    /* at the new key, the next upload replaces what is there: known when
+     * the rename is only local; after a copy, whatever the copy made */
+    w->base_set = pending && dst_known;
+    snprintf(w->base_etag, sizeof(w->base_etag), "%s", w->base_set ? dst_known : "");
+    if (w->done_gen < w->gen && w->sealed && !w->queued) {
+        w->queued = 1;
+        fs_upload_enqueue(fs, w->ino);
     }
-    r = bfs_s3_copy_object(m->client, m->bucket, from, m->bucket, to, NULL, NULL, NULL);
-    if (r == 0)
-        r = bfs_s3_delete_object(m->client, m->bucket, from, NULL);
-    return r == -ENOENT ? 0 : r;
+    return 0;
+}
+
+/* The rename failed in S3: the writer and its rows go back to from. */
+static void move_back(struct bfs_fs *fs, struct wfile *w, struct mapping *m, const char *from,
+                      int remote, const char *src_known)
+{
+    pthread_mutex_lock(&w->lock);
+    (void)bfs_store_upload_rekey(fs->store, w->ino, m->name, from, src_known);
+    w->remote = remote;
+    w->base_set = src_known != NULL;
+    snprintf(w->base_etag, sizeof(w->base_etag), "%s", src_known ? src_known : "");
+    free(w->moving_key);
+    w->moving_key = NULL;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* A file: free while only local, else a server-side copy and a delete.
+ * replaced: the rename replaces a file at `to`, whose object may be in S3;
+ * dst_known: the version there this mount knows (known_version). *other:
+ * `to` holds another writer's version now (a conflict, see conflict.c).
+ * The file's writer, if any, is held (its uploads wait) and returned in
+ * *ret_w: rename_end lets it go once the inode has its new name. */
+static int rename_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_node *src,
+                       const char *from, const char *to, int replaced, const char *dst_known,
+                       int *other, struct wfile **ret_w)
+{
+    struct wfile *w = *ret_w = fs_wfile_hold(fs, src->ino); /* waits for a running upload */
+    char etag[BFS_S3_ETAG_MAX];
+    const char *src_known;
+    int r, remote = 1, pending = 0;
+
+    *other = 0;
+    if (!w) {
+        src_known = known_version(NULL, src, etag, &remote);
+        return fs_rename_object(fs, m, from, to, src_known, dst_known, other);
+    }
+    pthread_mutex_lock(&w->lock);
+    remote = w->remote;
+    memcpy(etag, w->base_etag, sizeof(etag));
+    src_known = !remote ? "" : w->base_set ? etag : NULL;
+    pending = w->dirty || (w->sealed && w->done_gen < w->gen);
+    r = move_writer(fs, w, m, to, pending, replaced, dst_known);
+    pthread_mutex_unlock(&w->lock);
+    if (r == 0 && !pending)
+        r = fs_rename_object(fs, m, from, to, src_known, dst_known, other);
+    else if (r == 0 && remote) /* the old object must not stay behind, unless another's */
+        r = fs_delete_guarded(m, from, src_known);
+    if (r == -ESTALE && pending) {
+        fs_conflict_record(fs, m, CONFLICT_DELETE, from, NULL);
+        r = 0;
+    }
+    if (r == -ENOENT)
+        r = 0;
+    if (r < 0)
+        move_back(fs, w, m, from, remote, src_known);
+    return r;
+}
+
+/* The end of a file's rename: its writer (may be NULL) commits at the
+ * inode's key again, and its uploads go on. */
+static void rename_end(struct bfs_fs *fs, uint64_t ino, struct wfile *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    free(w->moving_key);
+    w->moving_key = NULL;
+    pthread_mutex_unlock(&w->lock);
+    fs_wfile_unhold(fs, ino, w, 0);
 }
 
 int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
@@ -540,11 +624,11 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
 {
     struct bfs_node src, dst;
     struct mapping *m, *m2;
-    struct wfile *held = NULL;
+    struct wfile *held = NULL, *moving = NULL;
     uint64_t held_ino = 0;
-    char *from = NULL, *pkey = NULL, *to = NULL;
+    char *from = NULL, *pkey = NULL, *to = NULL, dst_etag[BFS_S3_ETAG_MAX];
     struct stat st;
-    int r, exists;
+    int r, exists, dremote, other = 0;
 
     if (flags & RENAME_EXCHANGE)
         return -EINVAL;
@@ -589,13 +673,21 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
             goto out;
     }
     fs_top_drop(fs);
-    r = src.kind == BFS_KIND_DIR ? rename_dir(fs, m, from, to)
-                                 : rename_file(fs, m, src.ino, from, to, exists);
+    if (src.kind == BFS_KIND_DIR)
+        r = rename_dir(fs, m, from, to);
+    else
+        r = rename_file(fs, m, &src, from, to, exists,
+                        exists ? known_version(held, &dst, dst_etag, &dremote) : "", &other,
+                        &moving);
     if (r == -ENOSYS && src.kind != BFS_KIND_DIR)
         r = -EXDEV; /* the server cannot copy it (Ceph RGW and encrypted objects):
                      * mv then copies through the mount and unlinks */
     if (r == 0)
         r = bfs_store_node_move(fs->store, src.ino, newparent, newname);
+    if (r == 0 && other) { /* another writer's version is at `to` now */
+        fs_node_forget_version(fs, src.ino);
+        fs_kernel_inval_inode(fs, src.ino, 1, 0);
+    }
     if (r == 0) {
         fs_inode_rekey(fs, src.ino, newparent, to);
         fs_negative_clear(fs, newparent);
@@ -603,6 +695,7 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
         if (newparent != parent)
             dir_changed(fs, newparent);
     }
+    rename_end(fs, src.ino, moving);
 out:
     if (held_ino)
         fs_wfile_unhold(fs, held_ino, held, r == 0);
@@ -610,179 +703,4 @@ out:
     free(pkey);
     free(to);
     return r;
-}
-
-/* ---- attributes ---- */
-
-/* chmod/chown/utimens of an object in S3: a copy onto itself with the new
- * metadata, keeping its content type and other metadata. */
-int fs_rewrite_meta(struct bfs_fs *fs, struct mapping *m, const char *key,
-                    const struct bfs_node *n, char etag[BFS_S3_ETAG_MAX])
-{
-    struct bfs_s3_object o = {0};
-    struct bfs_s3_meta meta = {0};
-    struct bfs_s3_copy_params p = {.replace_meta = 1, .meta = &meta};
-    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
-
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < o.meta.n && r == 0; i++) {
-        const char *name = o.meta.names[i];
-
-        /* ours are set below; other tools' metadata is kept */
-        if (strcmp(name, "mode") && strcmp(name, "uid") && strcmp(name, "gid") &&
-            strcmp(name, "mtime") && strncmp(name, "xattr-", 6))
-            r = bfs_s3_meta_add(&meta, name, o.meta.values[i]);
-    }
-    if (r == 0)
-        r = fs_meta_for(fs, n->ino, &meta, n->mode, n->uid, n->gid, n->mtime_ns);
-    p.content_type = o.content_type;
-    p.if_match = o.etag; /* not over a version someone else just wrote */
-    if (r == 0)
-        r = bfs_s3_copy_object(m->client, m->bucket, key, m->bucket, key, &p, etag, NULL);
-    bfs_s3_meta_done(&meta);
-    bfs_s3_object_done(&o);
-    return r;
-}
-
-static void apply_attrs(struct bfs_node *n, const struct stat *a, int set)
-{
-    if (set & BFS_SET_MODE)
-        n->mode = (n->mode & S_IFMT) | (a->st_mode & 07777);
-    if (set & BFS_SET_UID)
-        n->uid = a->st_uid;
-    if (set & BFS_SET_GID)
-        n->gid = a->st_gid;
-    if (set & BFS_SET_MTIME)
-        n->mtime_ns = (int64_t)a->st_mtim.tv_sec * 1000000000 + a->st_mtim.tv_nsec;
-    if (set & BFS_SET_MTIME_NOW)
-        n->mtime_ns = bfs_now_ns();
-    if (set & BFS_SET_ATIME)
-        n->atime_ns = (int64_t)a->st_atim.tv_sec * 1000000000 + a->st_atim.tv_nsec;
-    if (set & BFS_SET_ATIME_NOW)
-        n->atime_ns = bfs_now_ns();
-    n->ctime_ns = bfs_now_ns(); /* any change of the inode's attributes */
-    n->meta |= BFS_META_MODE | BFS_META_UID | BFS_META_GID | BFS_META_MTIME;
-}
-
-/* Sets mode, owner and times in w (w->lock held). */
-static void apply_to_wfile(struct wfile *w, const struct stat *a, int set, struct bfs_node *n)
-{
-    n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
-    n->atime_ns = w->atime_ns;
-    apply_attrs(n, a, set);
-    w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
-    w->ctime_ns = n->ctime_ns, w->atime_ns = n->atime_ns;
-}
-
-/* Mode, owner and times of a file with a staging copy ride on its upload. */
-static int set_staged(struct bfs_fs *fs, struct wfile *w, const struct stat *a, int set,
-                      struct bfs_node *n)
-{
-    pthread_mutex_lock(&w->lock);
-    apply_to_wfile(w, a, set, n);
-    pthread_mutex_unlock(&w->lock);
-    /* sent even if the data went already, as a new generation */
-    return fs_wfile_touch(fs, w);
-}
-
-/* ftruncate, fchmod, futimens of a file unlinked while open (Python's
- * tempfile.TemporaryFile): the handle's staging file and attributes only.
- * Nothing may reach S3 or the row (that would bring the name back). A
- * handle without a staging file has nowhere to keep a change: the answer
- * is what it shows. */
-static int set_unlinked(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int set,
-                        struct stat *ret)
-{
-    struct wfile *w = fs_file_wfile(fs, ino);
-    struct bfs_node n = {0};
-    int r = 0;
-
-    if (w) {
-        pthread_mutex_lock(&w->lock);
-        if (set & BFS_SET_SIZE)
-            r = fs_wfile_truncate_locked(fs, w, (uint64_t)a->st_size);
-        if (r == 0 && (set & ~BFS_SET_SIZE))
-            apply_to_wfile(w, a, set, &n);
-        pthread_mutex_unlock(&w->lock);
-        fs_wfile_put(fs, w);
-    }
-    return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
-}
-
-static int set_size(struct bfs_fs *fs, uint64_t ino, uint64_t size)
-{
-    struct wfile *w = NULL;
-    int r = fs_wfile_open(fs, ino, size == 0, &w);
-
-    if (r < 0)
-        return r;
-    pthread_mutex_lock(&w->lock);
-    if (w->size != size || size == 0)
-        r = fs_wfile_truncate_locked(fs, w, size);
-    if (r == 0 && w->writers == 0) /* truncate(2) without an open file */
-        r = fs_wfile_commit(fs, w);
-    pthread_mutex_unlock(&w->lock);
-    fs_wfile_maybe_drop(fs, w);
-    fs_wfile_put(fs, w);
-    return r;
-}
-
-int bfs_fs_setattr(struct bfs_fs *fs, uint64_t ino, const struct stat *a, int set,
-                   struct stat *ret)
-{
-    struct bfs_node n;
-    struct mapping *m;
-    struct wfile *w;
-    char *key = NULL, etag[BFS_S3_ETAG_MAX];
-    int r, kind;
-
-    if (ino == BFS_ROOT_INO)
-        return bfs_fs_getattr(fs, ino, ret); /* accepted; the root has nowhere to keep it */
-    r = bfs_store_node_get(fs->store, ino, &n);
-    if (r < 0)
-        return r == -ENOENT ? -ESTALE : r;
-    if (!n.present)
-        return set_unlinked(fs, ino, a, set, ret);
-    if (n.parent == BFS_ROOT_INO) { /* mapping directory: kept locally (SPEC.md) */
-        if (set & BFS_SET_SIZE)
-            return -EISDIR;
-        apply_attrs(&n, a, set);
-        r = bfs_store_node_update(fs->store, &n);
-        return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
-    }
-    r = fs_inode_target(fs, ino, &m, &key, &kind);
-    if (r == 0 && m->read_only)
-        r = -EROFS;
-    if (r == 0 && (set & BFS_SET_SIZE))
-        r = kind == BFS_KIND_DIR ? -EISDIR : set_size(fs, ino, (uint64_t)a->st_size);
-    set &= ~BFS_SET_SIZE;
-    if (r == 0 && set) {
-        struct stat cur;
-
-        /* start from what the file shows now (defaults included) */
-        if (bfs_fs_getattr(fs, ino, &cur) == 0 && !(n.meta & BFS_META_MODE)) {
-            n.mode = cur.st_mode, n.uid = cur.st_uid, n.gid = cur.st_gid;
-            n.mtime_ns = (int64_t)cur.st_mtim.tv_sec * 1000000000 + cur.st_mtim.tv_nsec;
-        }
-        w = fs_wfile_find(fs, ino);
-        if (w) {
-            r = set_staged(fs, w, a, set, &n);
-            fs_wfile_put(fs, w);
-        } else {
-            apply_attrs(&n, a, set);
-            if (kind == BFS_KIND_DIR) /* a marker carries a directory's metadata */
-                r = fs_put_small(fs, m, key, "", &n, "application/x-directory", etag);
-            else
-                r = fs_rewrite_meta(fs, m, key, &n, etag);
-            if (r == 0) {
-                if (kind != BFS_KIND_DIR)
-                    bfs_s3_etag_normalize(etag, n.etag);
-                n.fetched_ns = bfs_now_ns();
-                r = bfs_store_node_update(fs->store, &n);
-            }
-        }
-    }
-    free(key);
-    return r < 0 ? r : bfs_fs_getattr(fs, ino, ret);
 }

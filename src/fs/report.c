@@ -321,10 +321,13 @@ static int uploads_json(struct report *rp, struct bfs_buf *b)
     return r;
 }
 
-/* ,"conflicts":TOTAL,"conflict_items":[...]: the conflicts in scope that
- * no sync has reported yet; take marks them reported (bucketfs sync). */
+/* ,"conflicts":TOTAL,"conflict_items":[{"kind","path","copy","age_s"}...]:
+ * the conflicts in scope that no sync has reported yet; take marks them
+ * reported (bucketfs sync). copy is "" for a delete. */
 static int conflicts_json(struct report *rp, struct bfs_buf *b, int take)
 {
+    static const char *const kind_names[] = {
+        [CONFLICT_UPLOAD] = "upload", [CONFLICT_DELETE] = "delete", [CONFLICT_RENAME] = "rename"};
     struct conflict_log *cl = &rp->fs->conflicts;
     size_t listed = 0;
     int r;
@@ -339,8 +342,10 @@ static int conflicts_json(struct report *rp, struct bfs_buf *b, int take)
         if (c->taken || !in_scope(&rp->sc, c->map, c->key))
             continue;
         path = mount_path(rp->fs, c->map, c->key);
-        copy = mount_path(rp->fs, c->map, c->copy);
-        r = path && copy ? bfs_buf_addf(b, "%s{\"path\":", listed++ ? "," : "") : -ENOMEM;
+        copy = c->copy[0] ? mount_path(rp->fs, c->map, c->copy) : strdup("");
+        r = path && copy ? bfs_buf_addf(b, "%s{\"kind\":\"%s\",\"path\":", listed++ ? "," : "",
+                                        kind_names[c->kind])
+                         : -ENOMEM;
         if (r == 0)
             r = json_str(b, path);
         if (r == 0)

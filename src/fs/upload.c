@@ -321,12 +321,12 @@ static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
     if (u->upload_id) /* left by a crash in the middle of a multipart upload */
         (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, u->upload_id, NULL);
     if (cond == SEND_IF_BASE) {
-        fs_upload_conditions(fs, m, u, &pp);
+        fs_upload_conditions(m, u, &pp);
     } else if (cond == SEND_IF_NEW) {
         struct bfs_upload fresh = *u; /* borrows u's strings */
 
         fresh.base_etag = "";
-        fs_upload_conditions(fs, m, &fresh, &pp);
+        fs_upload_conditions(m, &fresh, &pp);
     }
     if (pp.if_match || pp.if_none_match)
         bfs_debug("upload of %s (inode %llu gen %llu) if %s %s", u->key,
@@ -374,14 +374,9 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             (void)bfs_store_upload_set_base(fs->store, u->ino, u->gen, made);
         }
         undo = w->deleted && etag; /* (the other writer's object is not ours to delete) */
-        if (!etag && finished && w->gen == u->gen && !w->dirty && !w->deleted &&
-            bfs_store_node_get(fs->store, u->ino, &n) == 0) {
-            n.local = 0;
-            n.fetched_ns = 0;
-            n.etag[0] = '\0';
-            n.meta &= ~BFS_META_HEADED;
-            (void)bfs_store_node_update(fs->store, &n);
-        } else if (etag && finished && w->gen == u->gen && !w->dirty && !undo &&
+        if (!etag && finished && w->gen == u->gen && !w->dirty && !w->deleted)
+            fs_node_forget_version(fs, u->ino);
+        else if (etag && finished && w->gen == u->gen && !w->dirty && !undo &&
                    bfs_store_node_get(fs->store, u->ino, &n) == 0) {
             bfs_s3_etag_normalize(etag, n.etag);
             n.local = 0;
@@ -410,8 +405,8 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             fs_kernel_inval_inode(fs, u->ino, 1, 0);
         fs_wfile_maybe_drop(fs, w);
     }
-    if (undo) /* unlinked while it was uploading */
-        (void)bfs_s3_delete_object(m->client, m->bucket, u->key, NULL);
+    if (undo && fs_delete_guarded(m, u->key, made) == -ESTALE) /* unlinked meanwhile */
+        fs_conflict_record(fs, m, CONFLICT_DELETE, u->key, NULL);
 }
 
 static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
@@ -528,7 +523,7 @@ static int keep_ours(struct bfs_fs *fs, struct wfile *w, struct mapping *m, stru
         r = send_file(fs, w, m, u, SEND_IF_NEW, etag, e);
         u->key = key;
         if (r == 0)
-            fs_conflict_record(fs, m, key, copy);
+            fs_conflict_record(fs, m, CONFLICT_UPLOAD, key, copy);
         free(copy);
     }
     return r;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * workers.c: a fixed pool of threads running queued tasks (read-ahead
- * fetches, the LIST half of a lookup). The queue is bounded by the
- * caller's max_queued so that read-ahead cannot pile up without end.
+ * workers.c: a fixed pool of threads running queued tasks: read-ahead
+ * fetches and readers' block fetches (fetch.c). Uploads have their own
+ * threads (upload.c). The queue is bounded by the caller's max_queued so
+ * that read-ahead cannot pile up without end.
  * A reader's own block fetch jumps the queue, and only when a thread is
  * idle to start it at once: it must never wait behind read-ahead.
  */

@@ -61,6 +61,7 @@ static void wfile_free(struct wfile *w)
 {
     if (w->fd >= 0)
         close(w->fd);
+    free(w->moving_key);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -463,7 +464,13 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
     r = inline_bytes(w, &data);
     if (r < 0)
         return r;
-    r = fs_inode_target(fs, w->ino, &m, &key, NULL);
+    if (w->moving_key) { /* a rename is under way: the new name is the one */
+        m = w->moving_map;
+        key = strdup(w->moving_key);
+        r = key ? 0 : -ENOMEM;
+    } else {
+        r = fs_inode_target(fs, w->ino, &m, &key, NULL);
+    }
     if (r == 0) {
         u.map = m->name;
         u.key = key;

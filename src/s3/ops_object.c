@@ -177,6 +177,9 @@ static int copy_once(struct bfs_s3_client *c, const char *src, const char *bucke
     s3_request_header(&r, "x-amz-metadata-directive", p->replace_meta ? "REPLACE" : "COPY");
     if (p->if_match)
         s3_request_header(&r, "x-amz-copy-source-if-match", p->if_match);
+    if (p->if_match)
+        s3_request_header(&r, "x-amz-copy-if-match", p->if_match); /* RGW 16 */
+    s3_request_conditions(&r, p->dst_if_match, p->dst_if_none_match);
     add_extra(&r, p->extra, p->nextra);
     rc = s3_request_perform(c, &r, e);
     if (rc == 0) {
@@ -236,11 +239,18 @@ int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const ch
 int bfs_s3_delete_object(struct bfs_s3_client *c, const char *bucket, const char *key,
                          struct bfs_s3_error *reterr)
 {
+    return bfs_s3_delete_object_if(c, bucket, key, NULL, reterr);
+}
+
+int bfs_s3_delete_object_if(struct bfs_s3_client *c, const char *bucket, const char *key,
+                            const char *if_match, struct bfs_s3_error *reterr)
+{
     struct s3_request r;
     struct bfs_s3_error e;
     int rc;
 
     s3_request_init(&r, BFS_S3_OP_DELETE, "DELETE", bucket, key);
+    s3_request_conditions(&r, if_match, NULL);
     rc = s3_request_perform(c, &r, &e);
     s3_request_done(&r);
     if (rc == -ENOENT && strcmp(e.code, "NoSuchKey") == 0)

@@ -48,7 +48,7 @@ static const char *const jsql[J_COUNT] = {
                  " attempts = attempts + 1 WHERE ino = ?1 AND gen = ?2",
     [J_SET_ID] = "UPDATE uploads SET upload_id = ?2 WHERE ino = ?1",
     /* at another key, the upload replaces whatever is there (rename) */
-    [J_REKEY] = "UPDATE uploads SET map = ?2, key = ?3, base_etag = NULL WHERE ino = ?1",
+    [J_REKEY] = "UPDATE uploads SET map = ?2, key = ?3, base_etag = ?4 WHERE ino = ?1",
     [J_SET_BASE] = "UPDATE uploads SET base_etag = ?3 WHERE ino = ?1 AND gen > ?2"
                    " AND base_etag IS NOT NULL",
     [J_ALL] = "SELECT ino, map, key, gen, size, mtime_ns, mode, uid, gid, state, upload_id,"
@@ -457,7 +457,8 @@ int bfs_store_upload_set_id(struct bfs_store *s, uint64_t ino, const char *uploa
     return jexec(s, st, NULL);
 }
 
-int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key)
+int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, const char *key,
+                           const char *base_etag)
 {
     sqlite3_stmt *st = jstmt(s, J_REKEY);
 
@@ -466,6 +467,10 @@ int bfs_store_upload_rekey(struct bfs_store *s, uint64_t ino, const char *map, c
     sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
     sqlite3_bind_text(st, 2, map, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
+    if (base_etag)
+        sqlite3_bind_text(st, 4, base_etag, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
     return jexec(s, st, NULL);
 }
 

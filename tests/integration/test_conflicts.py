@@ -41,8 +41,12 @@ conditional), and the probe / unprotected report.
 
 s3rver ignores conditional writes: there the tests that need conditions are
 skipped (each skip says so) and test_unprotected checks instead that status
-reports the mapping as UNPROTECTED and that the last upload wins.  Renames
-and deletes are not conditional (a documented gap): not tested as protected.
+reports the mapping as UNPROTECTED and that the last upload wins.  Deletes
+and renames of a file another writer changed since this mount learnt it
+leave the other's version (NamespaceConflictTest); they check with a HEAD
+where the server ignores If-Match on DELETE and CopyObject's target (RGW
+16 and s3rver), so those tests run on both servers but the one whose
+guard is an upload's condition.
 Ceph RGW 16.2 honours If-Match / If-None-Match on PUT, answers 500 (op
 status ECANCELED) to a conditional PUT that races another PUT of the key
 (retried by bucketfs, accepted here), and ignores both conditions on
@@ -763,6 +767,117 @@ class KeepBothTest(ConflictTestCase):
         self.assertEqual(problems + later, [], "\n  ".join(
             ["the race: %d problem(s)" % len(problems)] + problems +
             ["the rewrites after it: %d problem(s)" % len(later)] + later))
+
+
+class NamespaceConflictTest(ConflictTestCase):
+    """Deletes and renames of a file another writer changed since this
+    mount learnt it (issue 14, part 2, last sentence): the other version
+    stays at its name and the conflict is reported as for uploads.  The
+    other writer is mount B or boto3; A learns the old version by a stat
+    (kept for metadata_ttl), so its change acts on what it knew."""
+
+    def sync_conflicts(self, m):
+        r = bfs_sync(m)
+        self.assertEqual(r.rc, 1, "bucketfs sync of %s after a conflict: exit status (stderr %r)"
+                         % (m.label, r.err))
+        return [ln for ln in r.err.splitlines() if ln.startswith("bucketfs sync: ")]
+
+    def test_delete_of_changed_file(self):
+        """A unlinks x after B replaced it: B's x stays in S3, A's sync
+        exits 1 naming x as changed before the delete, status counts it,
+        and after the window A shows B's x again.  y, unchanged, is
+        deleted as always, with no conflict."""
+        self.put("x.csv", b"old x\n")
+        self.put("y.csv", b"old y\n")
+        with self.mount("A") as a, self.mount("B", proxy=False) as b:
+            for rel in ("x.csv", "y.csv"):
+                self.assertEqual(read_all(a.path("t", rel)), b"old %s\n" % rel[0].encode())
+            write_file(b.path("t", "x.csv"), b"B's new x\n")
+            self.assertSyncClean(bfs_sync(b), b, "B's overwrite of x")
+            os.unlink(a.path("t", "x.csv"))
+            os.unlink(a.path("t", "y.csv"))
+            self.assertEqual(self.get("x.csv"), b"B's new x\n", "x after A's unlink")
+            self.assertIsNone(self.head("y.csv"), "y (unchanged) after A's unlink")
+            lines = self.sync_conflicts(a)
+            self.assertEqual(lines, ["bucketfs sync: t/x.csv: changed by another writer before "
+                                     "the delete here; its version stays"], "A's sync")
+            self.assertEqual(self.status(a)["uploads"]["conflicts"], 1, "A's status conflicts")
+            t = time.monotonic()
+            wait_past(t)
+            self.assertEqual(read_all(a.path("t", "x.csv")), b"B's new x\n",
+                             "x on A after the window")
+            self.assertFalse(os.path.exists(a.path("t", "y.csv")), "y on A")
+        self.assertNoCopies("after the deletes")
+
+    def test_rename_of_changed_file(self):
+        """A renames x to z after another writer replaced x: x stays (the
+        other's version) and z holds that version too; A reads z as it is
+        in S3; sync names the conflict.  An unchanged file's rename is a
+        plain move."""
+        self.put("x.json", b"old x\n")
+        self.put("u.json", b"old u\n")
+        with self.mount("A") as a:
+            for rel in ("x.json", "u.json"):
+                os.stat(a.path("t", rel))
+            self.put("x.json", b"other writer's x\n")
+            os.rename(a.path("t", "x.json"), a.path("t", "z.json"))
+            os.rename(a.path("t", "u.json"), a.path("t", "v.json"))
+            self.assertEqual(self.get("x.json"), b"other writer's x\n", "x after the rename")
+            self.assertEqual(self.get("z.json"), b"other writer's x\n", "z after the rename")
+            self.assertEqual(read_all(a.path("t", "z.json")), b"other writer's x\n", "z on A")
+            self.assertIsNone(self.head("u.json"), "u after its rename")
+            self.assertEqual(self.get("v.json"), b"old u\n", "v after the rename of u")
+            lines = self.sync_conflicts(a)
+            self.assertEqual(lines, ["bucketfs sync: t/x.json: changed by another writer before "
+                                     "the rename here; its version stays, and the rename copied "
+                                     "it to t/z.json"], "A's sync")
+        self.assertNoCopies("after the renames")
+
+    def test_rename_over_changed_file(self):
+        """A renames src over dst after another writer replaced dst: dst
+        keeps the other's version, src's bytes go to dst.conflict-HOST-TIME,
+        src is gone, and A shows the other's dst; sync names both."""
+        self.put("src.csv", b"src\n")
+        self.put("dst.csv", b"old dst\n")
+        with self.mount("A") as a:
+            for rel in ("src.csv", "dst.csv"):
+                os.stat(a.path("t", rel))
+            self.put("dst.csv", b"other writer's dst\n")
+            os.rename(a.path("t", "src.csv"), a.path("t", "dst.csv"))
+            self.assertEqual(self.get("dst.csv"), b"other writer's dst\n", "dst in S3")
+            self.assertIsNone(self.head("src.csv"), "src in S3 after the rename")
+            copies = self.copies("dst.csv")
+            self.assertEqual(len(copies), 1, "conflict copies of dst: keys %r" % self.rel_keys())
+            self.assertEqual(self.get(copies[0]), b"src\n", "the conflict copy")
+            self.assertEqual(read_all(a.path("t", "dst.csv")), b"other writer's dst\n",
+                             "dst on A")
+            self.assertEqual(self.sync_conflicts(a), [sync_line("dst.csv", copies[0])],
+                             "A's sync")
+
+    def test_pending_rename_over_changed_file(self):
+        """A writes new (its upload waits out upload_delay), then renames it
+        over dst, which another writer replaced after A learnt it: the
+        upload at dst carries If-Match with the dst A knew, is refused, and
+        goes to dst.conflict-...; dst keeps the other's version."""
+        self.need_conditions()
+        self.put("dst.csv", b"old dst\n")
+        with self.mount("A", opts={"upload_delay": "%ds" % SLOW}) as a:
+            os.stat(a.path("t", "dst.csv"))
+            old = self.etag("dst.csv")
+            write_file(a.path("t", "new.csv"), b"A's new\n")
+            self.put("dst.csv", b"other writer's dst\n")
+            mark = a.px.mark()
+            os.rename(a.path("t", "new.csv"), a.path("t", "dst.csv"))
+            lines = self.sync_conflicts(a)
+            copies = self.copies("dst.csv")
+            self.assertEqual(len(copies), 1, "conflict copies of dst: keys %r" % self.rel_keys())
+            self.assertEqual(lines, [sync_line("dst.csv", copies[0])], "A's sync")
+            self.assertEqual(self.get("dst.csv"), b"other writer's dst\n", "dst in S3")
+            self.assertEqual(self.get(copies[0]), b"A's new\n", "the conflict copy")
+            puts = a.px.writes(self.p + "dst.csv", mark)
+            self.assertTrue(puts and unq(puts[0].if_match) == old and puts[0].status == 412,
+                            "A's upload to dst: %s" % [show_req(r) for r in puts])
+            self.assertIsNone(self.head("new.csv"), "new in S3")
 
 
 class ThreeWritersTest(ConflictTestCase):

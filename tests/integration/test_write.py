@@ -1920,6 +1920,41 @@ class CrashTest(WriteTestCase):
         self.assertEqual(listed, ["huge.bin"], "listing after the restart")
 
 
+class UploadedWriterAttrTest(WriteTestCase):
+    """chmod and utime of a file whose data is all in S3 but which still has
+    a writer (an fd open, fsync'd) rewrite the object's metadata with a
+    copy onto itself; they do not upload the 3 MiB again (issue 17.8: a new
+    generation was committed, so kill -9 then a restart sent it all)."""
+
+    def test_chmod_of_uploaded_open_file_is_a_metadata_copy(self):
+        from test_s3_faults import Proxy
+        proxy = Proxy("", args=("--log-headers", "x-amz-copy-source,content-length"))
+        self.addCleanup(proxy.close)
+        data = os.urandom(3 * MiB)
+        with self.mount(opts={"endpoint": proxy.url}) as m:
+            path = m.path("t", "model.bin")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)  # in S3 now
+                before = len(proxy.lines())
+                os.chmod(path, 0o600)
+                os.utime(path, (1700000000, 1700000000))
+                after = proxy.lines()[before:]
+                st = os.stat(path)
+            finally:
+                os.close(fd)
+            journaled = journal(m.cache_dir)
+            m.wait_uploads()
+        heads = [ln for ln in after if ln.startswith("HEADERS PUT") and "model.bin" in ln]
+        copies = [ln for ln in heads if "x-amz-copy-source=" in ln]
+        self.assertEqual(len(copies), 2, "one metadata copy per change: %r" % after)
+        self.assertEqual(heads, copies, "no PUT of the data after the upload: %r" % after)
+        self.assertEqual(journaled, [], "nothing journaled by the attribute changes")
+        self.assertEqual((st.st_mode & 0o777, int(st.st_mtime)), (0o600, 1700000000))
+        self.assertObject("model.bin", data=data, mode=0o100600, mtime=1700000000)
+
+
 # --------------------------------------------------------------- failures
 class FailureTest(WriteTestCase):
     """Uploads the server refuses (403 AccessDenied from faultproxy.py in

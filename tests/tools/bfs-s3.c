@@ -24,7 +24,7 @@ struct opts {
     struct bfs_s3_config cfg;
     struct bfs_s3_creds_opts creds;
     const char *prefix, *delimiter, *start_after, *continuation, *content_type;
-    const char *if_match, *if_none_match, *range, *out;
+    const char *if_match, *if_none_match, *dst_if_match, *range, *out;
     int max_keys, single_page, md5, sha256, replace, jobs, stats, retries_set;
     int64_t expires, offset, length, part_size;
     struct bfs_s3_meta meta;
@@ -225,7 +225,9 @@ static int cmd_put(struct bfs_s3_client *c, struct opts *o, char **argv)
 static int cmd_copy(struct bfs_s3_client *c, struct opts *o, char **argv)
 {
     struct bfs_s3_copy_params p = {.replace_meta = o->replace, .meta = &o->meta,
-                                   .content_type = o->content_type, .if_match = o->if_match};
+                                   .content_type = o->content_type, .if_match = o->if_match,
+                                   .dst_if_match = o->dst_if_match,
+                                   .dst_if_none_match = o->if_none_match};
     struct bfs_s3_error e;
     char etag[BFS_S3_ETAG_MAX];
     int rc = bfs_s3_copy_object(c, argv[0], argv[1], argv[2], argv[3], &p, etag, &e);
@@ -236,10 +238,10 @@ static int cmd_copy(struct bfs_s3_client *c, struct opts *o, char **argv)
     return 0;
 }
 
-static int cmd_delete(struct bfs_s3_client *c, char **argv)
+static int cmd_delete(struct bfs_s3_client *c, struct opts *o, char **argv)
 {
     struct bfs_s3_error e;
-    int rc = bfs_s3_delete_object(c, argv[0], argv[1], &e);
+    int rc = bfs_s3_delete_object_if(c, argv[0], argv[1], o->if_match, &e);
 
     return rc < 0 ? fail(rc, &e) : 0;
 }
@@ -458,7 +460,7 @@ static int run(struct bfs_s3_client *c, struct opts *o, const char *cmd, int arg
     if (!strcmp(cmd, "get")) return cmd_get(c, o, argv);
     if (!strcmp(cmd, "put")) return cmd_put(c, o, argv);
     if (!strcmp(cmd, "copy")) return cmd_copy(c, o, argv);
-    if (!strcmp(cmd, "delete")) return cmd_delete(c, argv);
+    if (!strcmp(cmd, "delete")) return cmd_delete(c, o, argv);
     if (!strcmp(cmd, "delete-many")) return cmd_delete_many(c, argc, argv);
     if (!strcmp(cmd, "mpu-create")) return cmd_mpu_create(c, o, argv);
     if (!strcmp(cmd, "mpu-part")) return cmd_mpu_part(c, o, argv);
@@ -487,7 +489,7 @@ static int parse_meta(struct opts *o, const char *arg)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     enum { OPT_ENDPOINT = 256, OPT_REGION, OPT_PATH, OPT_VHOST, OPT_PROFILE, OPT_PASSWD, OPT_UNSIGNED,
-           OPT_PREFIX, OPT_DELIM, OPT_START, OPT_CONT, OPT_MAXKEYS, OPT_SINGLE, OPT_RANGE, OPT_IFM, OPT_INM,
+           OPT_PREFIX, OPT_DELIM, OPT_START, OPT_CONT, OPT_MAXKEYS, OPT_SINGLE, OPT_RANGE, OPT_IFM, OPT_INM, OPT_DIFM,
            OPT_META, OPT_CTYPE, OPT_MD5, OPT_SHA, OPT_REPLACE, OPT_OFFSET, OPT_LENGTH, OPT_PSIZE, OPT_JOBS,
            OPT_EXPIRES, OPT_LOWSPEED, OPT_RETRIES, OPT_STATS, OPT_ANON };
     static const struct option lo[] = {
@@ -497,7 +499,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"prefix", 1, 0, OPT_PREFIX}, {"delimiter", 1, 0, OPT_DELIM}, {"start-after", 1, 0, OPT_START},
         {"continuation", 1, 0, OPT_CONT}, {"max-keys", 1, 0, OPT_MAXKEYS},
         {"single-page", 0, 0, OPT_SINGLE}, {"range", 1, 0, OPT_RANGE}, {"if-match", 1, 0, OPT_IFM},
-        {"if-none-match", 1, 0, OPT_INM}, {"meta", 1, 0, OPT_META}, {"content-type", 1, 0, OPT_CTYPE},
+        {"if-none-match", 1, 0, OPT_INM},
+        {"dst-if-match", 1, 0, OPT_DIFM}, {"meta", 1, 0, OPT_META}, {"content-type", 1, 0, OPT_CTYPE},
         {"md5", 0, 0, OPT_MD5}, {"checksum-sha256", 0, 0, OPT_SHA}, {"replace", 0, 0, OPT_REPLACE},
         {"offset", 1, 0, OPT_OFFSET}, {"length", 1, 0, OPT_LENGTH}, {"part-size", 1, 0, OPT_PSIZE},
         {"jobs", 1, 0, OPT_JOBS}, {"expires", 1, 0, OPT_EXPIRES},
@@ -527,6 +530,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_SINGLE: o->single_page = 1; break;
         case OPT_RANGE: o->range = optarg; break;
         case OPT_IFM: o->if_match = optarg; break;
+        case OPT_DIFM: o->dst_if_match = optarg; break;
         case OPT_INM: o->if_none_match = optarg; break;
         case OPT_META: if (parse_meta(o, optarg) < 0) return -1; break;
         case OPT_CTYPE: o->content_type = optarg; break;
