@@ -182,6 +182,11 @@ struct wcreating {
 struct wfile {
     uint64_t ino;             /* immutable */
     pthread_mutex_t lock;     /* guards every field below */
+    pthread_mutex_t alock;    /* taken inside lock by whoever changes what stat
+                               * shows (size, the times, mode, uid, gid) or
+                               * fd: stat and reads take only alock, so they
+                               * never wait out an fsync, a commit or a copy
+                               * holding lock */
     pthread_cond_t cond;      /* signalled when an upload ends */
     int fd;                   /* staging file of gen, read-write */
     uint64_t gen;

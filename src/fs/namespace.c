@@ -160,10 +160,12 @@ int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t m
     }
     pthread_mutex_lock(&w->lock);
     w->dirty = 1; /* an empty new file is still a file to upload */
+    pthread_mutex_lock(&w->alock);
     w->mode = n.mode;
     w->uid = uid;
     w->gid = gid;
     w->mtime_ns = n.mtime_ns;
+    pthread_mutex_unlock(&w->alock);
     w->writers++;
     w->opens++;
     pthread_mutex_unlock(&w->lock);

@@ -85,8 +85,10 @@ static void apply_to_wfile(struct wfile *w, const struct stat *a, int set, struc
     n->mode = w->mode, n->uid = w->uid, n->gid = w->gid, n->mtime_ns = w->mtime_ns;
     n->atime_ns = w->atime_ns;
     apply_attrs(n, a, set);
+    pthread_mutex_lock(&w->alock);
     w->mode = n->mode, w->uid = n->uid, w->gid = n->gid, w->mtime_ns = n->mtime_ns;
     w->ctime_ns = n->ctime_ns, w->atime_ns = n->atime_ns;
+    pthread_mutex_unlock(&w->alock);
 }
 
 /* Mode, owner and times of a file with a staging copy ride on its upload

@@ -352,7 +352,8 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
 {
     int finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1, undo = 0;
     struct bfs_node n;
-    char path[4096], made[BFS_S3_ETAG_MAX];
+    char path[4096], made[BFS_S3_ETAG_MAX], import[4096], import_etag[BFS_S3_ETAG_MAX];
+    int import_fd = -1;
 
     atomic_fetch_add(&fs->up.uploaded, 1);
     atomic_fetch_add(&fs->up.bytes, u->size);
@@ -383,10 +384,12 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
             n.fetched_ns = bfs_now_ns();
             n.meta |= BFS_META_HEADED;
             (void)bfs_store_node_update(fs->store, &n);
-            /* under w->lock: no write can change the staging file meanwhile,
-             * and it is sealed (gen == u->gen): a later write copies it */
-            bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
-            fs_blocks_import(fs, u->ino, n.etag, w->fd, path, u->size);
+            /* gen is sealed (gen == u->gen): a later write copies it first,
+             * so its bytes stay as uploaded while the import, after the
+             * lock (up to 64 MiB of copying), reads them */
+            bfs_store_staging_path(fs->store, u->ino, u->gen, import, sizeof(import));
+            import_fd = dup(w->fd);
+            memcpy(import_etag, n.etag, sizeof(import_etag));
         }
         if (w->gen > u->gen) { /* a newer generation took over: this file is done */
             bfs_store_staging_path(fs->store, u->ino, u->gen, path, sizeof(path));
@@ -403,6 +406,10 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
         pthread_mutex_unlock(&w->lock);
         if (!etag)
             fs_kernel_inval_inode(fs, u->ino, 1, 0);
+        if (import_fd >= 0) {
+            fs_blocks_import(fs, u->ino, import_etag, import_fd, import, u->size);
+            close(import_fd);
+        }
         fs_wfile_maybe_drop(fs, w);
     }
     if (undo && fs_delete_guarded(m, u->key, made) == -ESTALE) /* unlinked meanwhile */

@@ -63,6 +63,7 @@ static void wfile_free(struct wfile *w)
         close(w->fd);
     free(w->moving_key);
     pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->alock);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -117,6 +118,7 @@ static struct wfile *wfile_new(uint64_t ino, int fd, uint64_t gen)
     w->gen = gen;
     w->low_gen = gen;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->alock, NULL);
     pthread_cond_init(&w->cond, NULL);
     return w;
 }
@@ -338,12 +340,14 @@ static int unseal(struct bfs_fs *fs, struct wfile *w)
         unlink_staging(fs, w->ino, w->gen + 1);
         return r;
     }
+    pthread_mutex_lock(&w->alock); /* readers take only alock */
     close(w->fd);
+    w->fd = fd;
+    pthread_mutex_unlock(&w->alock);
     /* gen's file stays for its upload, which removes it when done; if that
      * upload already finished, nobody needs it any more */
     if (!w->uploading && !w->queued && w->done_gen >= w->gen)
         unlink_staging(fs, w->ino, w->gen);
-    w->fd = fd;
     w->gen++;
     w->sealed = 0;
     return 0;
@@ -378,8 +382,10 @@ int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size)
     if (r == 0 && ftruncate(w->fd, (off_t)size) < 0)
         r = -errno;
     if (r == 0) {
+        pthread_mutex_lock(&w->alock);
         w->size = size;
         w->mtime_ns = bfs_now_ns();
+        pthread_mutex_unlock(&w->alock);
         w->dirty = 1;
     }
     return r;
@@ -405,9 +411,11 @@ ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size
     if (n < 0) {
         n = -errno; /* ENOSPC: the cache disk is full; nothing committed is lost */
     } else {
+        pthread_mutex_lock(&w->alock);
         if ((uint64_t)off + (uint64_t)n > w->size)
             w->size = (uint64_t)off + (uint64_t)n;
         w->mtime_ns = bfs_now_ns();
+        pthread_mutex_unlock(&w->alock);
         w->dirty = 1;
     }
     pthread_mutex_unlock(&w->lock);
@@ -418,11 +426,14 @@ ssize_t fs_wfile_read(struct wfile *w, char *buf, size_t size, off_t off)
 {
     ssize_t n;
 
-    pthread_mutex_lock(&w->lock);
+    /* alock: w->fd stays the staging file while it reads, and the read does
+     * not wait for a commit's fsync (writes to the file are the kernel's
+     * to order, as for any file) */
+    pthread_mutex_lock(&w->alock);
     n = pread(w->fd, buf, size, off);
     if (n < 0)
         n = -errno;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->alock);
     return n;
 }
 
@@ -518,15 +529,17 @@ static int back_to_committed(struct bfs_fs *fs, struct wfile *w)
         return r;
     fd = u.gen < w->gen ? open_staging(fs, w->ino, u.gen, 0) : -ENOENT;
     if (fd >= 0) {
-        close(w->fd);
         unlink_staging(fs, w->ino, w->gen);
-        w->fd = fd;
         w->gen = u.gen;
+        pthread_mutex_lock(&w->alock);
+        close(w->fd);
+        w->fd = fd;
         w->size = u.size;
         w->mtime_ns = u.mtime_ns;
         w->mode = u.mode;
         w->uid = u.uid;
         w->gid = u.gid;
+        pthread_mutex_unlock(&w->alock);
         w->dirty = 0;
         w->sealed = 1;
     }
@@ -563,8 +576,10 @@ void fs_wfile_abandon(struct bfs_fs *fs, struct wfile *w)
             (void)bfs_store_node_update(fs->store, &n);
         }
     } else if (ftruncate(w->fd, 0) == 0) { /* a new file: it stays, empty */
+        pthread_mutex_lock(&w->alock);
         w->size = 0;
         w->mtime_ns = bfs_now_ns();
+        pthread_mutex_unlock(&w->alock);
         (void)fs_wfile_commit(fs, w);
     }
     fs_kernel_inval_inode(fs, w->ino, 1, 0);
@@ -704,7 +719,7 @@ void fs_wfile_stat_of(struct wfile *w, struct stat *st)
 {
     int64_t row_ctime;
 
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&w->alock);
     st->st_size = (off_t)w->size;
     st->st_blocks = (blkcnt_t)((w->size + 511) / 512);
     row_ctime = st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec; /* a rename's */
@@ -713,7 +728,7 @@ void fs_wfile_stat_of(struct wfile *w, struct stat *st)
     st->st_mode = (st->st_mode & S_IFMT) | (w->mode & 07777);
     st->st_uid = w->uid;
     st->st_gid = w->gid;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->alock);
 }
 
 static int recover_one(void *ctx, const struct bfs_upload *u)

@@ -259,7 +259,9 @@ static int persist(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n)
     n->ctime_ns = bfs_now_ns();
     if (w) {
         pthread_mutex_lock(&w->lock);
+        pthread_mutex_lock(&w->alock);
         w->ctime_ns = n->ctime_ns;
+        pthread_mutex_unlock(&w->alock);
         pthread_mutex_unlock(&w->lock);
     }
     if (total > META_LIMIT)
