@@ -36,7 +36,12 @@
 #include "cli-int.h"
 
 #define DEFAULT_EXPIRES 3600
-#define WAIT_ROUNDS 3 /* uploads waited for before giving up on a file rewritten meanwhile */
+/* Asks after the upload looked done before giving up: a file rewritten
+ * meanwhile, or the moment between the upload's journal row going and the
+ * daemon noting the object's new ETag, when the report says done and
+ * presign still pending. */
+#define WAIT_ROUNDS 50
+#define ROUND_PAUSE_MS 100
 
 struct opts {
     int64_t expires, timeout_s;
@@ -168,6 +173,8 @@ static int sign(const struct opts *o)
             explain(o->path, (int)-n);
             return 1;
         }
+        if (round)
+            bfs_sleep_ms(ROUND_PAUSE_MS);
         if (cli_sync_wait("presign", o->path, !o->quiet && isatty(STDERR_FILENO), until_ms))
             return 1; /* cli_sync_wait named what failed or is left */
     }
