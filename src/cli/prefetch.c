@@ -61,6 +61,7 @@ struct file {
     uint64_t size;
     dev_t dev;
     ino_t ino;
+    size_t mount; /* index in plan.m */
 };
 
 struct mount {
@@ -179,7 +180,7 @@ static int mount_of(struct plan *pl, const char *arg, const char *p)
     return (int)(pl->nm - 1);
 }
 
-static int add_file(struct plan *pl, const FTSENT *e)
+static int add_file(struct plan *pl, size_t mi, const FTSENT *e)
 {
     struct file *f;
 
@@ -199,6 +200,7 @@ static int add_file(struct plan *pl, const FTSENT *e)
     f->size = (uint64_t)e->fts_statp->st_size;
     f->dev = e->fts_statp->st_dev;
     f->ino = e->fts_statp->st_ino;
+    f->mount = mi;
     pl->n++;
     return 0;
 }
@@ -230,7 +232,7 @@ static int walk(struct plan *pl, size_t mi, char *p)
             pl->failed++;
         } else if (e->fts_info == FTS_F && S_ISREG(e->fts_statp->st_mode) &&
                    !skipped(&pl->m[mi], e->fts_path)) {
-            r = add_file(pl, e);
+            r = add_file(pl, mi, e);
         }
     }
     fts_close(fts);
@@ -261,16 +263,8 @@ static void unique(struct plan *pl)
     }
     pl->n = k;
     for (size_t i = 0; i < pl->n; i++) {
-        for (size_t j = 0; j < pl->nm; j++) {
-            size_t len = strlen(pl->m[j].root);
-
-            if (strncmp(pl->v[i].path, pl->m[j].root, len) == 0 &&
-                (pl->v[i].path[len] == '/' || pl->v[i].path[len] == '\0')) {
-                pl->m[j].want += pl->v[i].size;
-                pl->m[j].nfiles++;
-                break;
-            }
-        }
+        pl->m[pl->v[i].mount].want += pl->v[i].size;
+        pl->m[pl->v[i].mount].nfiles++;
         pl->total += pl->v[i].size;
     }
 }
