@@ -21,13 +21,17 @@
 #include "cli-int.h"
 
 #define XATTR_MAX (64u * 1024) /* the kernel's limit on one value */
+#define BAR_WIDTH 30
 
 int bfs_cli_subcommand(int argc, char **argv)
 {
     static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
-    } cmds[] = {{"status", cli_status}, {"sync", cli_sync}, {"presign", cli_presign}};
+    } cmds[] = {{"status", cli_status},
+                {"sync", cli_sync},
+                {"presign", cli_presign},
+                {"prefetch", cli_prefetch}};
 
     if (argc < 1 || !argv[0])
         return -1;
@@ -145,6 +149,44 @@ int cli_mount_check(const char *cmd, const char *mountpoint, dev_t *ret_dev)
     }
     free(root);
     return -1;
+}
+
+void cli_bar_draw(const char *label, uint64_t done, uint64_t total, uint64_t files_left)
+{
+    char bar[BAR_WIDTH + 1], a[32], b[32];
+    int fill;
+
+    if (done > total)
+        done = total;
+    fill = total ? (int)(done * BAR_WIDTH / total) : BAR_WIDTH;
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[BAR_WIDTH] = '\0';
+    cli_fmt_bytes(done, a);
+    cli_fmt_bytes(total, b);
+    fprintf(stderr, "\r\033[K%s [%s] %3d%%  %s of %s, %llu file%s left", label, bar,
+            total ? (int)(done * 100 / total) : 100, a, b, (unsigned long long)files_left,
+            files_left == 1 ? "" : "s");
+    fflush(stderr);
+}
+
+void cli_bar_clear(void)
+{
+    fprintf(stderr, "\r\033[K");
+}
+
+int cli_parse_timeout(const char *cmd, const char *arg, int64_t *ret_s)
+{
+    int64_t v;
+
+    if (bfs_parse_duration(arg, &v) < 0 || v <= 0) {
+        fprintf(stderr, "bucketfs %s: bad --timeout '", cmd);
+        cli_put_safe(stderr, arg);
+        fprintf(stderr, "' (a duration such as 30s, 5m or 1h)\n");
+        return -1;
+    }
+    *ret_s = v;
+    return 0;
 }
 
 void cli_fmt_bytes(uint64_t n, char out[32])

@@ -35,8 +35,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: bucketfs [options] [CONFIG] MOUNTPOINT\n"
             "       bucketfs status [--json] MOUNTPOINT\n"
-            "       bucketfs sync [--quiet] MOUNTPOINT [PATH]\n"
-            "       bucketfs presign [--expires DURATION] PATH\n"
+            "       bucketfs sync [--quiet] [--timeout DURATION] MOUNTPOINT [PATH]\n"
+            "       bucketfs presign [--expires DURATION] [--no-wait] [--timeout DURATION] PATH\n"
+            "       bucketfs prefetch [--quiet] [--jobs N] PATH...\n"
             "\n"
             "Mounts S3 buckets (or prefixes of them) as directories of one tree.\n"
             "\n"
@@ -57,7 +58,9 @@ static void usage(FILE *out)
             "Subcommands (each takes --help), for a running mount:\n"
             "  status     cache use, pending and failed uploads with progress, requests\n"
             "  sync       wait until what was written (under PATH) is in S3\n"
-            "  presign    print a presigned GET URL for a file (default 1h, at most 7d)\n"
+            "  presign    print a presigned GET URL for a file (default 1h, at most 7d),\n"
+            "             once its pending upload is done\n"
+            "  prefetch   fill the block cache with files or trees, within cache_size\n"
             "\n"
             "Unmount with: fusermount3 -u MOUNTPOINT\n");
 }

@@ -24,6 +24,9 @@
  * at the name, this mount's is saved beside it) is named with both paths
  * as the daemon reports it, once per conflict, and makes the exit status 1.
  *
+ * The waiting (cli_sync_wait) is shared with `bucketfs presign`, which
+ * waits for one file's upload the same way.
+ *
  * Exit status: 0 all uploaded, 1 some upload failed or conflicted, 2
  * usage, or the mount or PATH could not be asked.
  */
@@ -40,10 +43,10 @@
 
 #define POLL_FIRST_MS 50
 #define POLL_MAX_MS 100
-#define BAR_WIDTH 30
 
 struct progress {
-    int on;        /* drawing a bar on stderr (a terminal) */
+    const char *cmd; /* the subcommand that waits: "sync", "presign" */
+    int on;          /* drawing a bar on stderr (a terminal) */
     uint64_t most; /* the most bytes seen outstanding: 100% of the bar */
     int64_t t0_ms;
     int64_t until_ms; /* --timeout: give up then (0: never) */
@@ -106,36 +109,24 @@ static char *resolve_path(const char *mnt, dev_t dev, const char *path)
 static void draw(struct progress *pg, const struct cli_json *up)
 {
     uint64_t pending = cli_json_u64(up, "pending_bytes"), sent = cli_json_u64(up, "sent_bytes");
-    uint64_t left = pending > sent ? pending - sent : 0, done;
-    char bar[BAR_WIDTH + 1], a[32], b[32];
-    int fill;
+    uint64_t left = pending > sent ? pending - sent : 0;
 
     if (!pg->on)
         return;
     if (left > pg->most)
         pg->most = left;
-    done = pg->most - left;
-    fill = pg->most ? (int)(done * BAR_WIDTH / pg->most) : BAR_WIDTH;
-    for (int i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < fill ? '#' : '-';
-    bar[BAR_WIDTH] = '\0';
-    cli_fmt_bytes(done, a);
-    cli_fmt_bytes(pg->most, b);
-    fprintf(stderr, "\r\033[Ksync [%s] %3d%%  %s of %s, %llu file%s left", bar,
-            pg->most ? (int)(done * 100 / pg->most) : 100, a, b,
-            (unsigned long long)(cli_json_u64(up, "pending") + cli_json_u64(up, "failed")),
-            cli_json_u64(up, "pending") + cli_json_u64(up, "failed") == 1 ? "" : "s");
-    fflush(stderr);
+    cli_bar_draw(pg->cmd, pg->most - left, pg->most,
+                 cli_json_u64(up, "pending") + cli_json_u64(up, "failed"));
 }
 
 static void clear_bar(const struct progress *pg)
 {
     if (pg->on)
-        fprintf(stderr, "\r\033[K");
+        cli_bar_clear();
 }
 
 /* Names every listed item of state (one of "failed", "retrying", "open"). */
-static void name_items(const struct cli_json *up, const char *state)
+static void name_items(const char *cmd, const struct cli_json *up, const char *state)
 {
     const struct cli_json *items = cli_json_get(up, "items");
 
@@ -145,7 +136,7 @@ static void name_items(const struct cli_json *up, const char *state)
 
         if (strcmp(cli_json_str(it, "state"), state) != 0)
             continue;
-        fprintf(stderr, "bucketfs sync: ");
+        fprintf(stderr, "bucketfs %s: ", cmd);
         cli_put_safe(stderr, cli_json_str(it, "path"));
         if (!strcmp(state, "open")) {
             fprintf(stderr, " is still open for writing: not waited for (it is uploaded "
@@ -174,16 +165,16 @@ static void name_items(const struct cli_json *up, const char *state)
 
 /* Names what is left: the failed uploads, and at --timeout (late) also
  * those queued or uploading at that moment (a retry just taken). */
-static int report_failures(const struct cli_json *up, int late)
+static int report_failures(const char *cmd, const struct cli_json *up, int late)
 {
     uint64_t stuck = cli_json_u64(up, "stuck"), listed = 0;
     const struct cli_json *items = cli_json_get(up, "items");
 
-    name_items(up, "failed");
-    name_items(up, "retrying");
+    name_items(cmd, up, "failed");
+    name_items(cmd, up, "retrying");
     if (late) {
-        name_items(up, "uploading");
-        name_items(up, "queued");
+        name_items(cmd, up, "uploading");
+        name_items(cmd, up, "queued");
         stuck = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
     }
     for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
@@ -193,16 +184,16 @@ static int report_failures(const struct cli_json *up, int late)
                             !strcmp(cli_json_str(it, "state"), "queued")));
     if (stuck > listed)
         fprintf(stderr,
-                "bucketfs sync: ... and %llu more failed uploads (bucketfs status "
+                "bucketfs %s: ... and %llu more failed uploads (bucketfs status "
                 "--json)\n",
-                (unsigned long long)(stuck - listed));
+                cmd, (unsigned long long)(stuck - listed));
     if (late) {
-        fprintf(stderr, "bucketfs sync: %llu upload%s not done at the timeout",
+        fprintf(stderr, "bucketfs %s: %llu upload%s not done at the timeout", cmd,
                 (unsigned long long)stuck, stuck == 1 ? "" : "s");
     } else { /* the counts bucketfs status shows */
         uint64_t failed = cli_json_u64(up, "failed"), retrying = stuck - failed;
 
-        fprintf(stderr, "bucketfs sync: %llu upload%s failed", (unsigned long long)failed,
+        fprintf(stderr, "bucketfs %s: %llu upload%s failed", cmd, (unsigned long long)failed,
                 failed == 1 ? "" : "s");
         if (retrying)
             fprintf(stderr, ", %llu wait%s to retry", (unsigned long long)retrying,
@@ -235,7 +226,7 @@ static void name_conflicts(const struct cli_json *up, struct progress *pg)
 
     for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
         clear_bar(pg);
-        fprintf(stderr, "bucketfs sync: ");
+        fprintf(stderr, "bucketfs %s: ", pg->cmd);
         cli_put_conflict(stderr, it);
         pg->conflicts++;
     }
@@ -251,7 +242,7 @@ static int look(const char *target, struct progress *pg)
 
     if (r < 0) {
         clear_bar(pg);
-        cli_report_errno("sync", target, r == -EINVAL ? EPROTO : -r);
+        cli_report_errno(pg->cmd, target, r == -EINVAL ? EPROTO : -r);
         return 2;
     }
     name_conflicts(up, pg);
@@ -262,8 +253,8 @@ static int look(const char *target, struct progress *pg)
         /* a passing failure: the daemon retries at once (this read asked) */
         if (!pg->said_retrying) {
             clear_bar(pg);
-            fprintf(stderr, "bucketfs sync: %llu upload%s wait%s for S3 (%s); retrying\n",
-                    (unsigned long long)retrying, retrying == 1 ? "" : "s",
+            fprintf(stderr, "bucketfs %s: %llu upload%s wait%s for S3 (%s); retrying\n",
+                    pg->cmd, (unsigned long long)retrying, retrying == 1 ? "" : "s",
                     retrying == 1 ? "s" : "", first_error(up));
             pg->said_retrying = 1;
         }
@@ -271,15 +262,15 @@ static int look(const char *target, struct progress *pg)
         r = -1;
     } else if (left == 0 || moving == 0 || late(pg)) {
         clear_bar(pg);
-        name_items(up, "open");
-        r = left == 0 ? 0 : report_failures(up, late(pg));
+        name_items(pg->cmd, up, "open");
+        r = left == 0 ? 0 : report_failures(pg->cmd, up, late(pg));
         if (r == 0 && pg->conflicts)
             r = 1;
         if (r == 0 && pg->on && pg->most) {
             char a[32];
 
             cli_fmt_bytes(pg->most, a);
-            fprintf(stderr, "sync: %s uploaded in %.1f s\n", a,
+            fprintf(stderr, "%s: %s uploaded in %.1f s\n", pg->cmd, a,
                     (double)(bfs_mono_ms() - pg->t0_ms) / 1000);
         }
     } else {
@@ -302,11 +293,8 @@ static int parse_args(int argc, char **argv, int *quiet, int64_t *timeout_s, con
         if (ch == 'q') {
             *quiet = 1;
         } else if (ch == 't') {
-            if (bfs_parse_duration(optarg, timeout_s) < 0 || *timeout_s <= 0) {
-                fprintf(stderr, "bucketfs sync: bad --timeout '%s' (a duration such as 30s, "
-                                "5m or 1h)\n", optarg);
+            if (cli_parse_timeout("sync", optarg, timeout_s) < 0)
                 return 2;
-            }
         } else if (ch == 'h') {
             usage(stdout);
             return 0;
@@ -326,31 +314,37 @@ static int parse_args(int argc, char **argv, int *quiet, int64_t *timeout_s, con
     return -1;
 }
 
-int cli_sync(int argc, char **argv)
+int cli_sync_wait(const char *cmd, const char *target, int bar, int64_t until_ms)
 {
-    struct progress pg = {.t0_ms = bfs_mono_ms()};
-    const char *mnt = NULL, *path = NULL;
-    char *target = NULL;
-    int quiet = 0, rc, wait_ms = POLL_FIRST_MS;
-    int64_t timeout_s = 0;
-    dev_t dev;
+    struct progress pg = {.cmd = cmd, .on = bar, .t0_ms = bfs_mono_ms(), .until_ms = until_ms};
+    int rc, wait_ms = POLL_FIRST_MS;
 
-    rc = parse_args(argc, argv, &quiet, &timeout_s, &mnt, &path);
-    if (rc >= 0)
-        return rc;
-    if (timeout_s)
-        pg.until_ms = pg.t0_ms + timeout_s * 1000;
-    if (cli_mount_check("sync", mnt, &dev) < 0)
-        return 2;
-    target = path ? resolve_path(mnt, dev, path) : strdup(mnt);
-    if (!target)
-        return 2;
-    pg.on = !quiet && isatty(STDERR_FILENO);
     while ((rc = look(target, &pg)) < 0) {
         bfs_sleep_ms(wait_ms);
         if (wait_ms < POLL_MAX_MS)
             wait_ms = wait_ms * 3 / 2 > POLL_MAX_MS ? POLL_MAX_MS : wait_ms * 3 / 2;
     }
+    return rc;
+}
+
+int cli_sync(int argc, char **argv)
+{
+    const char *mnt = NULL, *path = NULL;
+    char *target = NULL;
+    int quiet = 0, rc;
+    int64_t timeout_s = 0, t0_ms = bfs_mono_ms();
+    dev_t dev;
+
+    rc = parse_args(argc, argv, &quiet, &timeout_s, &mnt, &path);
+    if (rc >= 0)
+        return rc;
+    if (cli_mount_check("sync", mnt, &dev) < 0)
+        return 2;
+    target = path ? resolve_path(mnt, dev, path) : strdup(mnt);
+    if (!target)
+        return 2;
+    rc = cli_sync_wait("sync", target, !quiet && isatty(STDERR_FILENO),
+                       timeout_s ? t0_ms + timeout_s * 1000 : 0);
     free(target);
     return rc;
 }

@@ -537,11 +537,12 @@ class PresignTest(OpsTestCase):
             with OpenWriter(m.path("t", "new.bin"), b"new"):
                 rc, _, err = bfs("presign", m.path("t", "new.bin"))
                 self.assertEqual(rc, 1)
-                self.assertIn("has data not uploaded yet", err)
-            # closed, upload held back
+                self.assertIn("is still open for writing", err)
+            # closed, upload held back: --no-wait refuses (waiting is in
+            # test_prefetch.py)
             ev = px.hold("held.txt")
             write_file(m.path("t", "held.txt"), b"h")
-            rc, _, err = bfs("presign", m.path("t", "held.txt"))
+            rc, _, err = bfs("presign", "--no-wait", m.path("t", "held.txt"))
             self.assertEqual(rc, 1)
             self.assertIn("has data not uploaded yet", err)
             ev.set()
