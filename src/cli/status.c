@@ -168,7 +168,9 @@ static void print_item(const struct cli_json *it)
     char a[32], b[32];
 
     cli_fmt_bytes(size, a);
-    printf("  %-10s %10s  ", strcmp(state, "failed") ? state : "FAILED", a);
+    /* (state is never NULL; said so for -O2 -fsanitize, whose format check
+     * cannot see through cli_json_str) */
+    printf("  %-10s %10s  ", !state ? "" : strcmp(state, "failed") ? state : "FAILED", a);
     cli_put_safe(stdout, cli_json_str(it, "path"));
     if (!strcmp(state, "uploading") && sent) {
         cli_fmt_bytes(sent, b);

@@ -350,7 +350,7 @@ static int send_file(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
 static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_upload *u,
                            struct mapping *m, const char *etag)
 {
-    int finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1, undo = 0;
+    int finished, undo = 0;
     struct bfs_node n;
     char path[4096], made[BFS_S3_ETAG_MAX], import[4096], import_etag[BFS_S3_ETAG_MAX];
     int import_fd = -1;
@@ -358,10 +358,15 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
     atomic_fetch_add(&fs->up.uploaded, 1);
     atomic_fetch_add(&fs->up.bytes, u->size);
     bfs_s3_etag_normalize(etag ? etag : "", made);
-    if (!w && !finished && etag) /* a generation committed meanwhile replaces it */
-        (void)bfs_store_upload_set_base(fs->store, u->ino, u->gen, made);
-    if (w) {
+    if (!w) {
+        finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1;
+        if (!finished && etag) /* a generation committed meanwhile replaces it */
+            (void)bfs_store_upload_set_base(fs->store, u->ino, u->gen, made);
+    } else {
+        /* the row goes under w->lock: whoever sees it gone (sync, presign)
+         * sees the upload ended in w too */
         pthread_mutex_lock(&w->lock);
+        finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1;
         if (w->done_gen < u->gen)
             w->done_gen = u->gen;
         w->uploading = 0;

@@ -514,16 +514,20 @@ class FaultTest(WStateTestCase):
     is lost; once the fault ends a retry succeeds."""
 
     def wait_reachable(self, m):
-        """After resets the mount marks the endpoint down (calls that need S3
-        fail with ETIMEDOUT at once but for one every 2 s): wait until a
-        call gets through again (a lookup of a name S3 is asked about)."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            e = errno_of(os.stat, m.path("t", "probe-%s" % os.urandom(4).hex()))
-            if e == errno.ENOENT:
+        """After resets the mount marks the endpoint down: calls that need S3
+        fail at once with ETIMEDOUT, but for one every 2 s, which tries (a
+        lookup is answered from the cached listing then).  Waits until a
+        mkdir (a marker PUT) gets through, and removes the directory."""
+        deadline = time.monotonic() + 15
+        d = m.path("t", "probe-%s" % os.urandom(4).hex())
+        while True:
+            e = errno_of(os.mkdir, d)
+            if e is None:
+                os.rmdir(d)
                 return
-        self.fail("the mount still fails lookups 10 s after the fault ended")
+            if time.monotonic() > deadline:
+                self.fail("mkdir still fails (%s) 15 s after the fault ended" % ename(e))
+            time.sleep(0.5)
 
     def test_unlink_fails_then_succeeds(self):
         up = os.urandom(64 * KiB)
