@@ -355,6 +355,25 @@ int bfs_s3_mpu_create(struct bfs_s3_client *c, const char *bucket, const char *k
 int bfs_s3_mpu_part(struct bfs_s3_client *c, const char *bucket, const char *key,
                     const char *upload_id, int part_number, const struct bfs_s3_body *body,
                     char ret_etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *reterr);
+/* The parts of bytes [0, size) of fd, part_size each (the last one less),
+ * sent jobs at a time (0: 4, at most 64); progress (may be NULL) hears of
+ * each part that landed, from the thread that sent it. */
+struct bfs_s3_parts {
+    int fd;
+    uint64_t size, part_size;
+    int jobs;
+    void (*progress)(void *ctx, uint64_t bytes);
+    void *ctx;
+};
+/* How many parts p makes (1 for nothing: an empty object has one part). */
+int bfs_s3_parts_count(const struct bfs_s3_parts *p);
+/* Sends every part of p to upload upload_id; *ret_etags gets one ETag per
+ * part, in order (free with bfs_s3_etags_free). On the first failure the
+ * others stop; the error is that part's. The caller completes or aborts. */
+int bfs_s3_mpu_send_parts(struct bfs_s3_client *c, const char *bucket, const char *key,
+                          const char *upload_id, const struct bfs_s3_parts *p, char ***ret_etags,
+                          struct bfs_s3_error *reterr);
+void bfs_s3_etags_free(char **etags, int n);
 /* Completes with parts 1..n. If a retried request finds the upload gone,
  * the object's ETag is compared with the one these parts make, so a
  * completion whose reply was lost still succeeds. */

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cli-int.h: what the subcommand files of src/cli share: a small JSON
- * reader for the daemon's answers (json.c), and finding and asking a mount
- * (cli.c).
+ * cli-int.h: what the subcommand files of src/cli share: finding and
+ * asking a mount (cli.c), whose JSON answers bucketfs/json.h reads.
  */
 #ifndef BUCKETFS_CLI_INT_H
 #define BUCKETFS_CLI_INT_H
@@ -12,35 +11,10 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* ---- json.c ----
- * A DOM for the JSON the daemon writes. Input is bounded by the caller (an
- * xattr is at most 64 KiB) and nesting by CLI_JSON_DEPTH. */
+#include "bucketfs/json.h"
 
+/* The daemon's answers are read with bucketfs/json.h, nested up to this. */
 #define CLI_JSON_DEPTH 32
-
-enum cli_json_type { CJ_NULL, CJ_BOOL, CJ_NUMBER, CJ_STRING, CJ_ARRAY, CJ_OBJECT };
-
-struct cli_json {
-    enum cli_json_type type;
-    char *name;             /* member name inside an object, else NULL */
-    char *str;              /* CJ_STRING: decoded UTF-8, NUL-terminated */
-    double num;             /* CJ_NUMBER */
-    uint64_t u64;           /* CJ_NUMBER: the value when it is an integer >= 0, else 0 */
-    int boolean;            /* CJ_BOOL */
-    struct cli_json *child; /* CJ_ARRAY, CJ_OBJECT: first element or member */
-    struct cli_json *next;  /* next sibling */
-};
-
-/* Parses len bytes (one value, whitespace around it allowed); -EINVAL when
- * malformed or nested too deep, -ENOMEM. Caller frees with cli_json_free. */
-int cli_json_parse(const char *text, size_t len, struct cli_json **ret);
-void cli_json_free(struct cli_json *j);
-/* Member name of an object, or NULL (also when o is not an object). */
-const struct cli_json *cli_json_get(const struct cli_json *o, const char *name);
-/* The member as a number (0 when absent or not a number) or a string
- * ("" when absent or not a string); borrowed from o. */
-uint64_t cli_json_u64(const struct cli_json *o, const char *name);
-const char *cli_json_str(const struct cli_json *o, const char *name);
 
 /* ---- cli.c ---- */
 
@@ -50,8 +24,8 @@ const char *cli_json_str(const struct cli_json *o, const char *name);
 int cli_mount_check(const char *cmd, const char *mountpoint, dev_t *ret_dev);
 /* Reads the JSON attribute name of path (user.bucketfs.stats or .uploads)
  * and parses it; -errno from getxattr, -EINVAL for a malformed answer.
- * Caller frees with cli_json_free. */
-int cli_read_json(const char *path, const char *name, struct cli_json **ret);
+ * Caller frees with bfs_json_free. */
+int cli_read_json(const char *path, const char *name, struct bfs_json **ret);
 /* Reads an attribute of path into a new NUL-terminated string; returns its
  * length or -errno. Caller frees. */
 ssize_t cli_getxattr(const char *path, const char *name, char **ret);
@@ -78,7 +52,7 @@ void cli_put_safe(FILE *f, const char *s);
 
 /* One conflict of the daemon's conflict_items (kind, path, copy) as a
  * line: what the other writer left and where this mount's version went. */
-void cli_put_conflict(FILE *f, const struct cli_json *it);
+void cli_put_conflict(FILE *f, const struct bfs_json *it);
 
 /* ---- sync.c ----
  * Waits as `bucketfs sync` does until every file closed under target (a

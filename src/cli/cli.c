@@ -60,7 +60,7 @@ ssize_t cli_getxattr(const char *path, const char *name, char **ret)
     return n;
 }
 
-int cli_read_json(const char *path, const char *name, struct cli_json **ret)
+int cli_read_json(const char *path, const char *name, struct bfs_json **ret)
 {
     char *text = NULL;
     ssize_t n = cli_getxattr(path, name, &text);
@@ -68,7 +68,7 @@ int cli_read_json(const char *path, const char *name, struct cli_json **ret)
 
     if (n < 0)
         return (int)n;
-    r = cli_json_parse(text, (size_t)n, ret);
+    r = bfs_json_parse(text, (size_t)n, 0, CLI_JSON_DEPTH, ret);
     free(text);
     return r;
 }
@@ -227,11 +227,11 @@ void cli_put_safe(FILE *f, const char *s)
         fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
 }
 
-void cli_put_conflict(FILE *f, const struct cli_json *it)
+void cli_put_conflict(FILE *f, const struct bfs_json *it)
 {
-    const char *kind = cli_json_str(it, "kind"), *copy = cli_json_str(it, "copy");
+    const char *kind = bfs_json_str(it, "kind"), *copy = bfs_json_str(it, "copy");
 
-    cli_put_safe(f, cli_json_str(it, "path"));
+    cli_put_safe(f, bfs_json_str(it, "path"));
     if (strcmp(kind, "delete") == 0) {
         fprintf(f, ": changed by another writer before the delete here; its version "
                    "stays\n");

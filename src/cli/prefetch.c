@@ -116,21 +116,21 @@ static int cmp_str(const void *a, const void *b)
  * under its root, sorted for lookup. */
 static int load_skips(struct mount *m)
 {
-    struct cli_json *up = NULL;
-    const struct cli_json *items;
+    struct bfs_json *up = NULL;
+    const struct bfs_json *items;
     struct bfs_buf b;
     int r = cli_read_json(m->root, "user.bucketfs.uploads", &up);
 
     if (r < 0)
         return r;
-    items = cli_json_get(up, "items");
-    for (const struct cli_json *it = items ? items->child : NULL; it && r == 0; it = it->next) {
+    items = bfs_json_get(up, "items");
+    for (const struct bfs_json *it = items ? items->child : NULL; it && r == 0; it = it->next) {
         char **v = realloc(m->skip, (m->nskip + 1) * sizeof(*v)), *path = NULL;
 
         if (v)
             m->skip = v;
         bfs_buf_init(&b, BFS_BUF_CAP_SMALL);
-        if (v && bfs_buf_addf(&b, "%s/%s", m->root, cli_json_str(it, "path")) == 0)
+        if (v && bfs_buf_addf(&b, "%s/%s", m->root, bfs_json_str(it, "path")) == 0)
             path = bfs_buf_steal(&b);
         bfs_buf_done(&b);
         if (!path)
@@ -138,7 +138,7 @@ static int load_skips(struct mount *m)
         else
             m->skip[m->nskip++] = path;
     }
-    cli_json_free(up);
+    bfs_json_free(up);
     if (m->nskip)
         qsort(m->skip, m->nskip, sizeof(*m->skip), cmp_str);
     return r;
@@ -277,7 +277,7 @@ static int check_fit(const struct plan *pl)
 
     for (size_t i = 0; i < pl->nm; i++) {
         const struct mount *m = &pl->m[i];
-        struct cli_json *st = NULL;
+        struct bfs_json *st = NULL;
         uint64_t limit, used, fits;
         char a[32], b[32], c[32], d[32];
         int r = cli_read_json(m->root, "user.bucketfs.stats", &st);
@@ -286,9 +286,9 @@ static int check_fit(const struct plan *pl)
             cli_report_errno("prefetch", m->root, r == -EINVAL ? EPROTO : -r);
             return 2;
         }
-        limit = cli_json_u64(cli_json_get(st, "cache"), "limit");
-        used = cli_json_u64(cli_json_get(st, "cache"), "bytes");
-        cli_json_free(st);
+        limit = bfs_json_u64(bfs_json_get(st, "cache"), "limit");
+        used = bfs_json_u64(bfs_json_get(st, "cache"), "bytes");
+        bfs_json_free(st);
         fits = limit / 100 * FIT_PERCENT;
         if (m->want <= fits)
             continue;

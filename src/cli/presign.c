@@ -143,12 +143,12 @@ static void explain(const char *path, int err)
  * unsaved writes: then there is no upload to wait for yet. */
 static int open_for_writing(const char *path)
 {
-    struct cli_json *up = NULL;
+    struct bfs_json *up = NULL;
     int open = 0;
 
     if (cli_read_json(path, "user.bucketfs.uploads", &up) == 0)
-        open = cli_json_u64(up, "open") > 0;
-    cli_json_free(up);
+        open = bfs_json_u64(up, "open") > 0;
+    bfs_json_free(up);
     return open;
 }
 

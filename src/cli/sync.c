@@ -106,9 +106,9 @@ static char *resolve_path(const char *mnt, dev_t dev, const char *path)
     return NULL;
 }
 
-static void draw(struct progress *pg, const struct cli_json *up)
+static void draw(struct progress *pg, const struct bfs_json *up)
 {
-    uint64_t pending = cli_json_u64(up, "pending_bytes"), sent = cli_json_u64(up, "sent_bytes");
+    uint64_t pending = bfs_json_u64(up, "pending_bytes"), sent = bfs_json_u64(up, "sent_bytes");
     uint64_t left = pending > sent ? pending - sent : 0;
 
     if (!pg->on)
@@ -116,7 +116,7 @@ static void draw(struct progress *pg, const struct cli_json *up)
     if (left > pg->most)
         pg->most = left;
     cli_bar_draw(pg->cmd, pg->most - left, pg->most,
-                 cli_json_u64(up, "pending") + cli_json_u64(up, "failed"));
+                 bfs_json_u64(up, "pending") + bfs_json_u64(up, "failed"));
 }
 
 static void clear_bar(const struct progress *pg)
@@ -126,18 +126,18 @@ static void clear_bar(const struct progress *pg)
 }
 
 /* Names every listed item of state (one of "failed", "retrying", "open"). */
-static void name_items(const char *cmd, const struct cli_json *up, const char *state)
+static void name_items(const char *cmd, const struct bfs_json *up, const char *state)
 {
-    const struct cli_json *items = cli_json_get(up, "items");
+    const struct bfs_json *items = bfs_json_get(up, "items");
 
-    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
-        uint64_t retry = cli_json_u64(it, "retry_in_s");
+    for (const struct bfs_json *it = items ? items->child : NULL; it; it = it->next) {
+        uint64_t retry = bfs_json_u64(it, "retry_in_s");
         char t[32];
 
-        if (strcmp(cli_json_str(it, "state"), state) != 0)
+        if (strcmp(bfs_json_str(it, "state"), state) != 0)
             continue;
         fprintf(stderr, "bucketfs %s: ", cmd);
-        cli_put_safe(stderr, cli_json_str(it, "path"));
+        cli_put_safe(stderr, bfs_json_str(it, "path"));
         if (!strcmp(state, "open")) {
             fprintf(stderr, " is still open for writing: not waited for (it is uploaded "
                             "when closed)\n");
@@ -145,16 +145,16 @@ static void name_items(const char *cmd, const struct cli_json *up, const char *s
         }
         if (strcmp(state, "failed") != 0 && strcmp(state, "retrying") != 0) {
             fprintf(stderr, ": not uploaded yet (%s", state); /* at --timeout */
-            if (cli_json_str(it, "error")[0]) {
+            if (bfs_json_str(it, "error")[0]) {
                 fprintf(stderr, "; last error: ");
-                cli_put_safe(stderr, cli_json_str(it, "error"));
+                cli_put_safe(stderr, bfs_json_str(it, "error"));
             }
             fprintf(stderr, ")\n");
             continue;
         }
         fprintf(stderr, ": upload failed: ");
-        cli_put_safe(stderr, cli_json_str(it, "error"));
-        fprintf(stderr, " (attempt %llu", (unsigned long long)cli_json_u64(it, "attempts"));
+        cli_put_safe(stderr, bfs_json_str(it, "error"));
+        fprintf(stderr, " (attempt %llu", (unsigned long long)bfs_json_u64(it, "attempts"));
         if (retry) {
             cli_fmt_secs(retry, t);
             fprintf(stderr, "; the daemon tries again in %s", t);
@@ -165,23 +165,23 @@ static void name_items(const char *cmd, const struct cli_json *up, const char *s
 
 /* Names what is left: the failed uploads, and at --timeout (late) also
  * those queued or uploading at that moment (a retry just taken). */
-static int report_failures(const char *cmd, const struct cli_json *up, int late)
+static int report_failures(const char *cmd, const struct bfs_json *up, int late)
 {
-    uint64_t stuck = cli_json_u64(up, "stuck"), listed = 0;
-    const struct cli_json *items = cli_json_get(up, "items");
+    uint64_t stuck = bfs_json_u64(up, "stuck"), listed = 0;
+    const struct bfs_json *items = bfs_json_get(up, "items");
 
     name_items(cmd, up, "failed");
     name_items(cmd, up, "retrying");
     if (late) {
         name_items(cmd, up, "uploading");
         name_items(cmd, up, "queued");
-        stuck = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
+        stuck = bfs_json_u64(up, "pending") + bfs_json_u64(up, "failed");
     }
-    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
-        listed += !strcmp(cli_json_str(it, "state"), "failed") ||
-                  !strcmp(cli_json_str(it, "state"), "retrying") ||
-                  (late && (!strcmp(cli_json_str(it, "state"), "uploading") ||
-                            !strcmp(cli_json_str(it, "state"), "queued")));
+    for (const struct bfs_json *it = items ? items->child : NULL; it; it = it->next)
+        listed += !strcmp(bfs_json_str(it, "state"), "failed") ||
+                  !strcmp(bfs_json_str(it, "state"), "retrying") ||
+                  (late && (!strcmp(bfs_json_str(it, "state"), "uploading") ||
+                            !strcmp(bfs_json_str(it, "state"), "queued")));
     if (stuck > listed)
         fprintf(stderr,
                 "bucketfs %s: ... and %llu more failed uploads (bucketfs status "
@@ -191,7 +191,7 @@ static int report_failures(const char *cmd, const struct cli_json *up, int late)
         fprintf(stderr, "bucketfs %s: %llu upload%s not done at the timeout", cmd,
                 (unsigned long long)stuck, stuck == 1 ? "" : "s");
     } else { /* the counts bucketfs status shows */
-        uint64_t failed = cli_json_u64(up, "failed"), retrying = stuck - failed;
+        uint64_t failed = bfs_json_u64(up, "failed"), retrying = stuck - failed;
 
         fprintf(stderr, "bucketfs %s: %llu upload%s failed", cmd, (unsigned long long)failed,
                 failed == 1 ? "" : "s");
@@ -209,22 +209,22 @@ static int late(const struct progress *pg)
 }
 
 /* The error of the first upload waiting for its next try. */
-static const char *first_error(const struct cli_json *up)
+static const char *first_error(const struct bfs_json *up)
 {
-    const struct cli_json *items = cli_json_get(up, "items");
+    const struct bfs_json *items = bfs_json_get(up, "items");
 
-    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next)
-        if (!strcmp(cli_json_str(it, "state"), "retrying"))
-            return cli_json_str(it, "error");
+    for (const struct bfs_json *it = items ? items->child : NULL; it; it = it->next)
+        if (!strcmp(bfs_json_str(it, "state"), "retrying"))
+            return bfs_json_str(it, "error");
     return "a passing failure";
 }
 
 /* Names the conflicts the daemon reports for the first time. */
-static void name_conflicts(const struct cli_json *up, struct progress *pg)
+static void name_conflicts(const struct bfs_json *up, struct progress *pg)
 {
-    const struct cli_json *items = cli_json_get(up, "conflict_items");
+    const struct bfs_json *items = bfs_json_get(up, "conflict_items");
 
-    for (const struct cli_json *it = items ? items->child : NULL; it; it = it->next) {
+    for (const struct bfs_json *it = items ? items->child : NULL; it; it = it->next) {
         clear_bar(pg);
         fprintf(stderr, "bucketfs %s: ", pg->cmd);
         cli_put_conflict(stderr, it);
@@ -235,7 +235,7 @@ static void name_conflicts(const struct cli_json *up, struct progress *pg)
 /* One look at the uploads: 0 all done, 1 failed, -1 keep waiting, 2 error. */
 static int look(const char *target, struct progress *pg)
 {
-    struct cli_json *up = NULL;
+    struct bfs_json *up = NULL;
     uint64_t left, moving, retrying;
     /* .sync: the daemon also starts what waits out upload_delay */
     int r = cli_read_json(target, "user.bucketfs.sync", &up);
@@ -246,9 +246,9 @@ static int look(const char *target, struct progress *pg)
         return 2;
     }
     name_conflicts(up, pg);
-    left = cli_json_u64(up, "pending") + cli_json_u64(up, "failed");
-    moving = cli_json_u64(up, "uploading") + cli_json_u64(up, "queued");
-    retrying = cli_json_u64(up, "retrying");
+    left = bfs_json_u64(up, "pending") + bfs_json_u64(up, "failed");
+    moving = bfs_json_u64(up, "uploading") + bfs_json_u64(up, "queued");
+    retrying = bfs_json_u64(up, "retrying");
     if (left > 0 && moving == 0 && retrying > 0 && !late(pg)) {
         /* a passing failure: the daemon retries at once (this read asked) */
         if (!pg->said_retrying) {
@@ -277,7 +277,7 @@ static int look(const char *target, struct progress *pg)
         draw(pg, up);
         r = -1;
     }
-    cli_json_free(up);
+    bfs_json_free(up);
     return r;
 }
 

@@ -161,14 +161,28 @@ struct workers {
 };
 
 /*
- * Write state of one inode that has a staging file (write.c, upload.c).
+ * Write state of one inode that has a staging file. The transitions are
+ * the ws_* functions of wstate.c, called with w->lock held; fs_wstate()
+ * names the state of the newest generation (gen):
  *
- *   clean --open for write / create--> dirty (staging gen, writers > 0)
- *   dirty --flush/release: fsync + journal row gen--> sealed, queued
- *   sealed --upload of gen succeeds, no newer gen--> clean (wfile dropped
- *            when no handle uses it; staging file removed)
- *   sealed --write--> dirty at gen+1 (copy of gen's file: the upload of
- *            gen keeps reading its own, unchanged file)
+ *   (none) --open for write: a copy of the object--> clean (done_gen = gen)
+ *   (none) --create, O_TRUNC--> dirty
+ *   (none) --mount: a journal row--> committed (recovered, queued)
+ *   clean --write, truncate, chmod (ws_new_gen + ws_written)--> dirty
+ *   dirty --the close that leaves no unflushed handle, fsync, release:
+ *           fsync or inline bytes, journal row of gen (ws_committed)--> committed
+ *   committed --upload taken (ws_upload_begin)--> uploading
+ *   uploading --gen in S3 (ws_upload_landed)--> clean, or committed when a
+ *           newer generation was committed meanwhile (queued again)
+ *   uploading --failure (ws_upload_failed)--> committed, retried later
+ *   committed --write: gen+1 as a copy of gen (ws_new_gen)--> dirty; the
+ *           upload of gen keeps reading its own, unchanged file
+ *   dirty --commit fails for lack of disk (ws_back_to)--> committed (the
+ *           journal's generation) or clean (the object in S3)
+ *   any --unlink, rename over it (ws_cancelled)--> deleted
+ *   clean --no handle, nothing queued (fs_wfile_maybe_drop)--> (none)
+ * Beside the state: held (an unlink or rename is being decided: uploads
+ * wait, ws_hold), moving_key (a rename under way: commits go there).
  * At most one upload per inode runs at a time (w->uploading), so uploads of
  * one file reach S3 in generation order and a stale one never lands last.
  */
@@ -504,6 +518,43 @@ const char *fs_content_type(const char *key);
  * user.* attributes of ino (0: none). */
 int fs_meta_for(struct bfs_fs *fs, uint64_t ino, struct bfs_s3_meta *m, uint32_t mode,
                 uint32_t uid, uint32_t gid, int64_t mtime_ns);
+
+/* ---- wstate.c ---- (every function: w->lock held) */
+enum wstate { WS_CLEAN, WS_DIRTY, WS_CHANGING, WS_COMMITTED, WS_UPLOADING, WS_DELETED };
+enum wstate fs_wstate(const struct wfile *w);
+const char *fs_wstate_name(enum wstate s);
+/* gen's bytes or attributes changed (gen is not committed). */
+void ws_written(struct wfile *w);
+/* gen's journal row is durable: sealed, and queued after upload_delay. */
+void ws_committed(struct bfs_fs *fs, struct wfile *w);
+/* gen+1 exists, a copy (or link) of gen's file, not committed. */
+void ws_new_gen(struct wfile *w);
+/* Written data could not be committed: back to generation gen, which the
+ * journal holds, or which is what S3 holds (in_s3). */
+void ws_back_to(struct wfile *w, uint64_t gen, int in_s3);
+/* Queues w's upload unless queued already or unlinked; 1 if it did. */
+int ws_queue(struct bfs_fs *fs, struct wfile *w);
+/* Queues it even if it says queued (the queue may have lost the entry). */
+void ws_requeue(struct bfs_fs *fs, struct wfile *w);
+enum ws_begin { WS_GO, WS_LATER, WS_HELD };
+/* An uploader took w from the queue: WS_GO it uploads; WS_LATER one runs
+ * (it queues w again when it ends); WS_HELD an unlink or rename decides
+ * first (unhold queues it again). */
+enum ws_begin ws_upload_begin(struct wfile *w);
+/* gen is in S3 (at its key or, after a conflict, beside it). */
+void ws_upload_landed(struct wfile *w, uint64_t gen);
+/* The upload failed with err (negative errno); waiters are woken. */
+void ws_upload_failed(struct wfile *w, int err);
+/* The upload found no row to send; committed: one was made since. */
+void ws_upload_none(struct wfile *w, int committed);
+/* The end of an upload, landed or not: waiters are woken. */
+void ws_upload_ended(struct wfile *w);
+/* Unlinked, or replaced by a rename: never sent again. */
+void ws_cancelled(struct wfile *w);
+/* Uploads wait until ws_unhold; waits for a running one to end. */
+void ws_hold(struct wfile *w);
+/* 1 when the last hold ended and an upload bounced meanwhile (queue it). */
+int ws_unhold(struct wfile *w);
 
 /* ---- conflict.c ---- */
 /* Sets pp's If-Match / If-None-Match for u (none with conflicts =

@@ -159,7 +159,7 @@ int bfs_fs_create(struct bfs_fs *fs, uint64_t parent, const char *name, mode_t m
         return r < 0 ? r : -ENOMEM;
     }
     pthread_mutex_lock(&w->lock);
-    w->dirty = 1; /* an empty new file is still a file to upload */
+    ws_written(w); /* an empty new file is still a file to upload */
     pthread_mutex_lock(&w->alock);
     w->mode = n.mode;
     w->uid = uid;
@@ -545,10 +545,8 @@ static int move_writer(struct bfs_fs *fs, struct wfile *w, struct mapping *m, co
      * the rename is only local; after a copy, whatever the copy made */
     w->base_set = pending && dst_known;
     snprintf(w->base_etag, sizeof(w->base_etag), "%s", w->base_set ? dst_known : "");
-    if (w->done_gen < w->gen && w->sealed && !w->queued) {
-        w->queued = 1;
-        fs_upload_enqueue(fs, w->ino);
-    }
+    if (w->done_gen < w->gen && w->sealed)
+        ws_queue(fs, w);
     return 0;
 }
 

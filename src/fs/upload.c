@@ -183,100 +183,44 @@ void fs_upload_expedite(struct bfs_fs *fs)
 
 /* ---- multipart ---- */
 
-struct parts {
-    struct wfile *w;          /* NULL, or whose sent bytes grow with each part */
-    struct bfs_s3_client *client;
-    const char *bucket, *key, *id;
-    int fd, nparts;
-    uint64_t size, part_size;
-    char **etags;
-    pthread_mutex_t lock; /* guards next, err, e */
-    int next, err;
-    struct bfs_s3_error e;
-};
-
-static void *part_worker(void *arg)
+/* A part landed: progress for bucketfs status and sync. */
+static void part_sent(void *ctx, uint64_t bytes)
 {
-    struct parts *p = arg;
+    struct wfile *w = ctx;
 
-    for (;;) {
-        struct bfs_s3_body body = {.fd = p->fd};
-        struct bfs_s3_error e;
-        char etag[BFS_S3_ETAG_MAX];
-        int part, r;
-
-        pthread_mutex_lock(&p->lock);
-        part = p->err == 0 && p->next < p->nparts ? p->next++ : -1;
-        pthread_mutex_unlock(&p->lock);
-        if (part < 0)
-            return NULL;
-        body.offset = (uint64_t)part * p->part_size;
-        body.length = p->size - body.offset < p->part_size ? p->size - body.offset
-                                                            : p->part_size;
-        r = bfs_s3_mpu_part(p->client, p->bucket, p->key, p->id, part + 1, &body, etag, &e);
-        if (r == 0 && p->w) { /* progress for bucketfs status and sync */
-            pthread_mutex_lock(&p->w->lock);
-            p->w->sent += body.length;
-            pthread_mutex_unlock(&p->w->lock);
-        }
-        pthread_mutex_lock(&p->lock);
-        if (r == 0)
-            p->etags[part] = strdup(etag);
-        if ((r < 0 || !p->etags[part]) && p->err == 0) {
-            p->err = r < 0 ? r : -ENOMEM;
-            p->e = e;
-        }
-        pthread_mutex_unlock(&p->lock);
-    }
+    pthread_mutex_lock(&w->lock);
+    w->sent += bytes;
+    pthread_mutex_unlock(&w->lock);
 }
 
 static int multipart(struct bfs_fs *fs, struct wfile *w, struct mapping *m,
                      const struct bfs_upload *u, int fd, const struct bfs_s3_put_params *pp,
                      char etag[BFS_S3_ETAG_MAX], struct bfs_s3_error *e)
 {
-    struct parts p = {.w = w, .client = m->client, .bucket = m->bucket, .key = u->key, .fd = fd,
-                      .size = u->size};
-    pthread_t th[PART_JOBS];
-    char *id = NULL;
-    int n = 0, r;
+    struct bfs_s3_parts p = {.fd = fd, .size = u->size, .jobs = PART_JOBS,
+                             .progress = w ? part_sent : NULL, .ctx = w};
+    char *id = NULL, **etags = NULL;
+    int r;
 
     p.part_size = bfs_s3_part_size(u->size, PART_SIZE);
-    p.nparts = (int)((u->size + p.part_size - 1) / p.part_size);
-    p.etags = calloc((size_t)p.nparts, sizeof(char *));
-    if (!p.etags)
-        return -ENOMEM;
-    pthread_mutex_init(&p.lock, NULL);
     r = bfs_s3_mpu_create(m->client, m->bucket, u->key, pp, &id, e);
+    if (r < 0)
+        return r;
+    r = bfs_store_upload_set_id(fs->store, u->ino, id); /* for abort after a crash */
     if (r == 0)
-        r = bfs_store_upload_set_id(fs->store, u->ino, id); /* for abort after a crash */
-    if (r == 0) {
-        p.id = id;
-        for (; n < PART_JOBS && n < p.nparts; n++)
-            if (pthread_create(&th[n], NULL, part_worker, &p) != 0)
-                break;
-        if (n == 0)
-            part_worker(&p);
-        for (int i = 0; i < n; i++)
-            pthread_join(th[i], NULL);
-        r = p.err;
-        if (r < 0)
-            *e = p.e;
-        /* the condition, if any, is checked here: parts replace nothing.
-         * Ceph RGW 16 ignores it on Complete: asked just before as well */
-        if (r == 0)
-            r = fs_complete_check(m, u->key, pp, e);
-        if (r == 0)
-            r = bfs_s3_mpu_complete_if(m->client, m->bucket, u->key, id, p.etags, p.nparts, pp,
-                                       etag, e);
-        if (r < 0)
-            (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, id, NULL);
-        (void)bfs_store_upload_set_id(fs->store, u->ino, NULL);
-    }
-    for (int i = 0; i < p.nparts; i++)
-        free(p.etags[i]);
-    free(p.etags);
+        r = bfs_s3_mpu_send_parts(m->client, m->bucket, u->key, id, &p, &etags, e);
+    /* the condition, if any, is checked here: parts replace nothing.
+     * Ceph RGW 16 ignores it on Complete: asked just before as well */
+    if (r == 0)
+        r = fs_complete_check(m, u->key, pp, e);
+    if (r == 0)
+        r = bfs_s3_mpu_complete_if(m->client, m->bucket, u->key, id, etags,
+                                   bfs_s3_parts_count(&p), pp, etag, e);
+    if (r < 0)
+        (void)bfs_s3_mpu_abort(m->client, m->bucket, u->key, id, NULL);
+    (void)bfs_store_upload_set_id(fs->store, u->ino, NULL);
+    bfs_s3_etags_free(etags, bfs_s3_parts_count(&p));
     free(id);
-    pthread_mutex_destroy(&p.lock);
     return r;
 }
 
@@ -367,11 +311,7 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
          * sees the upload ended in w too */
         pthread_mutex_lock(&w->lock);
         finished = bfs_store_upload_finish(fs->store, u->ino, u->gen) == 1;
-        if (w->done_gen < u->gen)
-            w->done_gen = u->gen;
-        w->uploading = 0;
-        w->last_err = 0;
-        w->remote = 1;
+        ws_upload_landed(w, u->gen);
         if (etag) { /* the next one replaces it; after a conflict, still the old base */
             memcpy(w->base_etag, made, sizeof(w->base_etag));
             w->base_set = 1;
@@ -402,12 +342,9 @@ static void record_success(struct bfs_fs *fs, struct wfile *w, const struct bfs_
         }
         /* older ones were kept for this upload or never sent: gone too */
         fs_wfile_forget_gens(fs, w, u->gen);
-        if ((!finished || w->rerun) && !undo && !w->queued && w->sealed) {
-            w->queued = 1; /* a newer generation is committed: send it too */
-            fs_upload_enqueue(fs, u->ino);
-        }
-        w->rerun = 0;
-        pthread_cond_broadcast(&w->cond);
+        if ((!finished || w->rerun) && !undo && w->sealed)
+            ws_queue(fs, w); /* a newer generation is committed: send it too */
+        ws_upload_ended(w);
         pthread_mutex_unlock(&w->lock);
         if (!etag)
             fs_kernel_inval_inode(fs, u->ino, 1, 0);
@@ -447,10 +384,7 @@ static void record_failure(struct bfs_fs *fs, struct wfile *w, const struct bfs_
                 (long long)(wait / 1000000000));
     if (w) {
         pthread_mutex_lock(&w->lock);
-        w->uploading = 0;
-        w->last_err = e->err ? e->err : -EIO;
-        w->rerun = 0; /* the retry scan sends the newest row when its time comes */
-        pthread_cond_broadcast(&w->cond);
+        ws_upload_failed(w, e->err ? e->err : -EIO);
         pthread_mutex_unlock(&w->lock);
     }
 }
@@ -553,20 +487,14 @@ static void nothing_to_send(struct bfs_fs *fs, struct wfile *w, int r)
     struct bfs_upload u;
 
     pthread_mutex_lock(&w->lock);
-    w->uploading = 0;
     if (r == -ENOENT)
         r = bfs_store_upload_get(fs->store, w->ino, &u);
-    if (r == 0) {
+    if (r == 0)
         bfs_upload_done(&u);
-        if (!w->queued && !w->deleted) {
-            w->queued = 1;
-            fs_upload_enqueue(fs, w->ino);
-        }
-    } else if (w->done_gen < w->gen && !w->dirty && r == -ENOENT) {
-        w->done_gen = w->gen;
-    }
-    w->rerun = 0;
-    pthread_cond_broadcast(&w->cond);
+    ws_upload_none(w, r != -ENOENT); /* (another error: the journal cannot say) */
+    if (r == 0)
+        ws_queue(fs, w);
+    ws_upload_ended(w);
     pthread_mutex_unlock(&w->lock);
     fs_wfile_maybe_drop(fs, w);
     fs_wfile_put(fs, w);
@@ -582,24 +510,15 @@ static void upload_one(struct bfs_fs *fs, uint64_t ino)
     int r;
 
     if (w) {
+        enum ws_begin go;
+
         pthread_mutex_lock(&w->lock);
-        if (w->uploading) { /* one at a time; the running one re-queues when it ends */
-            w->queued = 0;
-            w->rerun = 1;
-            pthread_mutex_unlock(&w->lock);
-            fs_wfile_put(fs, w);
-            return;
-        }
-        if (w->held) { /* an unlink or rename decides first; queued again after */
-            w->bounced = 1;
-            pthread_mutex_unlock(&w->lock);
-            fs_wfile_put(fs, w);
-            return;
-        }
-        w->uploading = 1;
-        w->queued = 0;
-        w->sent = 0;
+        go = ws_upload_begin(w);
         pthread_mutex_unlock(&w->lock);
+        if (go != WS_GO) {
+            fs_wfile_put(fs, w);
+            return;
+        }
     }
     r = bfs_store_upload_get(fs->store, ino, &u);
     if (r < 0) { /* nothing left to send (cancelled, or sent already) */
@@ -640,21 +559,17 @@ static int requeue_due(void *ctx, const struct bfs_upload *u)
     struct scan *sc = ctx;
     struct bfs_fs *fs = sc->fs;
     struct wfile *w;
-    int go = 0;
 
     if (u->next_ns > bfs_now_ns() && !(sc->all && u->state != BFS_UPLOAD_FAILED))
         return 0;
     w = fs_wfile_find(fs, u->ino);
     if (w) {
         pthread_mutex_lock(&w->lock);
-        go = !w->uploading && (!w->queued || sc->dropped);
-        if (go)
-            w->queued = 1;
+        if (!w->uploading && (!w->queued || sc->dropped))
+            ws_requeue(fs, w);
         pthread_mutex_unlock(&w->lock);
         fs_wfile_put(fs, w);
     }
-    if (go)
-        fs_upload_enqueue(fs, u->ino);
     return 0;
 }
 

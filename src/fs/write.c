@@ -348,8 +348,7 @@ static int unseal(struct bfs_fs *fs, struct wfile *w)
      * upload already finished, nobody needs it any more */
     if (!w->uploading && !w->queued && w->done_gen >= w->gen)
         unlink_staging(fs, w->ino, w->gen);
-    w->gen++;
-    w->sealed = 0;
+    ws_new_gen(w);
     return 0;
 }
 
@@ -370,8 +369,7 @@ int fs_wfile_next_gen(struct bfs_fs *fs, struct wfile *w)
         return unseal(fs, w);
     if (!w->uploading && !w->queued && w->done_gen >= w->gen)
         (void)unlink(from);
-    w->gen++;
-    w->sealed = 0;
+    ws_new_gen(w);
     return 0;
 }
 
@@ -386,7 +384,7 @@ int fs_wfile_truncate_locked(struct bfs_fs *fs, struct wfile *w, uint64_t size)
         w->size = size;
         w->mtime_ns = bfs_now_ns();
         pthread_mutex_unlock(&w->alock);
-        w->dirty = 1;
+        ws_written(w);
     }
     return r;
 }
@@ -416,7 +414,7 @@ ssize_t fs_wfile_write(struct bfs_fs *fs, struct wfile *w, const char *buf, size
             w->size = (uint64_t)off + (uint64_t)n;
         w->mtime_ns = bfs_now_ns();
         pthread_mutex_unlock(&w->alock);
-        w->dirty = 1;
+        ws_written(w);
     }
     pthread_mutex_unlock(&w->lock);
     return n;
@@ -507,14 +505,7 @@ int fs_wfile_commit(struct bfs_fs *fs, struct wfile *w)
         n.fetched_ns = bfs_now_ns();
         (void)bfs_store_node_update(fs->store, &n);
     }
-    w->dirty = 0;
-    w->sealed = 1;
-    w->queued = 1;
-    w->last_err = 0;
-    /* gen may have been a copy of what S3 held (create): not any more */
-    if (w->done_gen >= w->gen)
-        w->done_gen = w->gen - 1;
-    fs_upload_enqueue_later(fs, w->ino);
+    ws_committed(fs, w);
     return 0;
 }
 
@@ -530,7 +521,6 @@ static int back_to_committed(struct bfs_fs *fs, struct wfile *w)
     fd = u.gen < w->gen ? open_staging(fs, w->ino, u.gen, 0) : -ENOENT;
     if (fd >= 0) {
         unlink_staging(fs, w->ino, w->gen);
-        w->gen = u.gen;
         pthread_mutex_lock(&w->alock);
         close(w->fd);
         w->fd = fd;
@@ -540,8 +530,7 @@ static int back_to_committed(struct bfs_fs *fs, struct wfile *w)
         w->uid = u.uid;
         w->gid = u.gid;
         pthread_mutex_unlock(&w->alock);
-        w->dirty = 0;
-        w->sealed = 1;
+        ws_back_to(w, u.gen, 0);
     }
     bfs_upload_done(&u);
     return fd < 0 ? fd : 0;
@@ -567,9 +556,7 @@ void fs_wfile_abandon(struct bfs_fs *fs, struct wfile *w)
         if (ftruncate(w->fd, 0) < 0)
             bfs_warn("inode %llu: cannot free its staging file: %s", (unsigned long long)w->ino,
                      strerror(errno));
-        w->dirty = 0;
-        w->sealed = 1;
-        w->done_gen = w->gen;
+        ws_back_to(w, w->gen, 1);
         if (bfs_store_node_get(fs->store, w->ino, &n) == 0) {
             n.local = 0;
             n.fetched_ns = 0;
@@ -662,13 +649,11 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
     while (w->uploading)
         pthread_cond_wait(&w->cond, &w->lock);
     (void)bfs_store_upload_delete(fs->store, ino);
-    w->deleted = 1;
-    w->dirty = 0;
+    ws_cancelled(w);
     /* open handles keep reading and writing the unlinked file through their
      * descriptor, as on a local disk; the name is free at once, and no
      * upload will read an older generation's file either */
     fs_wfile_forget_gens(fs, w, w->gen + 1);
-    pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     table_remove(fs, w);
     fs_wfile_put(fs, w);
@@ -680,9 +665,7 @@ struct wfile *fs_wfile_hold(struct bfs_fs *fs, uint64_t ino)
 
     if (w) {
         pthread_mutex_lock(&w->lock);
-        w->held++;
-        while (w->uploading)
-            pthread_cond_wait(&w->cond, &w->lock);
+        ws_hold(w);
         pthread_mutex_unlock(&w->lock);
     }
     return w;
@@ -692,12 +675,8 @@ void fs_wfile_unhold(struct bfs_fs *fs, uint64_t ino, struct wfile *w, int disca
 {
     if (w) {
         pthread_mutex_lock(&w->lock);
-        w->held--;
-        if (w->held == 0 && w->bounced) {
-            w->bounced = 0;
-            if (!discard)
-                fs_upload_enqueue(fs, ino); /* still queued: the wait resumes */
-        }
+        if (ws_unhold(w) && !discard)
+            fs_upload_enqueue(fs, ino); /* still queued: the wait resumes */
         pthread_mutex_unlock(&w->lock);
     }
     if (discard)
@@ -761,7 +740,7 @@ static int recover_one(void *ctx, const struct bfs_upload *u)
     }
     w->base_set = u->base_etag != NULL;
     snprintf(w->base_etag, sizeof(w->base_etag), "%s", u->base_etag ? u->base_etag : "");
-    w->sealed = 1;
+    w->sealed = 1; /* committed, as ws_committed leaves it */
     w->queued = 1;
     w->refs = 1;
     pthread_mutex_lock(&fs->lock);
@@ -840,7 +819,7 @@ int fs_wfile_touch(struct bfs_fs *fs, struct wfile *w)
     if (!w->dirty) {
         r = fs_wfile_next_gen(fs, w);
         if (r == 0)
-            w->dirty = 1;
+            ws_written(w);
     }
     if (r == 0 && w->writers == 0)
         r = fs_wfile_commit(fs, w);

@@ -11,6 +11,7 @@ rc=0
 /usr/bin/python3 "$here/test_meta.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_coherence.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_conflicts.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
+/usr/bin/python3 "$here/test_wstate.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_times.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_model.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_s3_faults.py" --cli "$build/tests/tools/bfs-s3" || rc=1

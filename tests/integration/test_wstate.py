@@ -142,7 +142,8 @@ class WProxy:
     @staticmethod
     def _kind_ok(kind, method, query, copy):
         """any | copy (a PUT with x-amz-copy-source) | upload (any other PUT or
-        POST) | part (UploadPart) | complete (CompleteMultipartUpload)"""
+        POST) | part (UploadPart) | complete (CompleteMultipartUpload) | final
+        (a PUT of the whole object or CompleteMultipartUpload)"""
         if kind == "any":
             return True
         if kind == "copy":
@@ -151,6 +152,9 @@ class WProxy:
             return method == "PUT" and "partNumber=" in query and not copy
         if kind == "complete":
             return method == "POST" and "uploadId=" in query
+        if kind == "final":      # what makes the object: a whole PUT or the Complete
+            return ((method == "PUT" and "partNumber=" not in query and not copy) or
+                    (method == "POST" and "uploadId=" in query))
         return method in ("PUT", "POST") and not copy
 
     # ---- handler side
@@ -434,6 +438,9 @@ class RenameDuringCloseTest(WStateTestCase):
         base = os.urandom(200 * KiB)
         self.put("up.bin", base)
         self.put("upd/f.bin", base[::-1])
+        other = os.urandom(10 * KiB)
+        self.put("upe/f.bin", base)
+        self.put("upe/other.bin", other)
         with self.mount(opts={"upload_delay": "200ms"}) as m:
             read_all(m.path("t", "up.bin"))  # cached, as a program that read it first
             # the kernel locks the file against writes during its rename: the
@@ -443,10 +450,18 @@ class RenameDuringCloseTest(WStateTestCase):
             # kernel does not lock against writes to the file
             want2, w2, held2 = self.one(m, "upd/f.bin", "upd2/f.bin", base[::-1], 50 * KiB,
                                         os.urandom(300), rename_from="upd", rename_to="upd2")
+            # and held by the copy of a file beside it (the file's own copy
+            # may be done by then)
+            want3, w3, _held = self.one(m, "upe/f.bin", "upe2/f.bin", base, 0, os.urandom(700),
+                                        rename_from="upe", rename_to="upe2",
+                                        hold="upe2/other.bin")
             self.check(m, [("up.bin", "up-new.bin", want, w),
-                           ("upd/f.bin", "upd2/f.bin", want2, w2)])
+                           ("upd/f.bin", "upd2/f.bin", want2, w2),
+                           ("upe/f.bin", "upe2/f.bin", want3, w3),
+                           ("upe/other.bin", "upe2/other.bin", other, "beside it")])
         self.assertEqual([k for k in self.rel_keys() if not k.endswith("/")],
-                         ["up-new.bin", "upd2/f.bin"], "keys (directory markers aside)")
+                         ["up-new.bin", "upd2/f.bin", "upe2/f.bin", "upe2/other.bin"],
+                         "keys (directory markers aside)")
 
     def test_rename_during_close_upload_pending(self):
         """The object is in S3, and a newer version closed on the mount waits
@@ -606,6 +621,9 @@ class FaultTest(WStateTestCase):
             e_p = errno_of(os.rename, t("p.bin"), t("p2.bin"))
             self.assertIn(e_p, (None, errno.EIO), "rename of a pending file with S3 failing: %s"
                           % ename(e_p))
+            note("rename of a file with a pending upload, copy and DELETE failing: %s; its "
+                 "requests: %s", ename(e_p), [show(r) for r in px.since(mk)
+                                              if "/p.bin" in r.key or "/p2.bin" in r.key])
             p_at, p_gone = ("p.bin", "p2.bin") if e_p else ("p2.bin", "p.bin")
             self.assertBytes(read_all(t(p_at)), p, "%s after the rename (%s)"
                              % (p_at, ename(e_p)))
@@ -755,6 +773,7 @@ class TwoWritersTest(WStateTestCase):
                 c = subprocess.Popen([sys.executable, "-c", CHILD, p, str(off), str(n), str(seed)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 procs.append(c)
+                self.addCleanup(c.communicate)
                 self.addCleanup(c.kill)
                 self.assertEqual(c.stdout.readline().strip(), "written")
             for c in procs:       # close the first, then the second
@@ -764,7 +783,7 @@ class TwoWritersTest(WStateTestCase):
             m.kill9()
             for c in procs:
                 c.kill()
-                c.wait()
+                c.communicate()
         want = patch(base, 10 * KiB, random.Random(1).randbytes(30 * KiB))
         want = patch(want, 350 * KiB, random.Random(2).randbytes(100 * KiB))
         self.remount_check(cache, {"shared.bin": want}, "two writer processes")
@@ -796,9 +815,40 @@ class TwoWritersTest(WStateTestCase):
                 with open(st, "rb") as f:
                     self.assertBytes(f.read(), want, "staging file %s of %s" % (st, rel))
                 self.assertNoObject(rel, "upload_delay 30 s")
+            # the last writer is another process
+            import random
+            base = os.urandom(128 * KiB)
+            write_file(m.path("t", "jp.bin"), base)
+            want = base
+            procs = []
+            for off, n, seed in ((0, 1000, 3), (200 * KiB, 5000, 4)):
+                c = subprocess.Popen([sys.executable, "-c", CHILD, m.path("t", "jp.bin"), str(off),
+                                      str(n), str(seed)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+                self.addCleanup(c.communicate)
+                self.addCleanup(c.kill)
+                procs.append(c)
+                self.assertEqual(c.stdout.readline().strip(), "written")
+                want = patch(want, off, random.Random(seed).randbytes(n))
+            for c in procs:
+                c.stdin.write("\n")
+                c.stdin.flush()
+                self.assertEqual(c.stdout.readline().strip(), "closed")
+            rows = [r for r in journal(m.cache_dir) if r[1] == self.p + "jp.bin"]
+            self.assertEqual(len(rows), 1, "journal right after the last close of jp.bin (by "
+                             "another process): %r" % journal(m.cache_dir))
+            ino, _k, gen, size = rows[0][:4]
+            self.assertEqual(size, len(want), "journaled size of jp.bin")
+            with open(os.path.join(m.cache_dir, "staging", "%d-%d" % (ino, gen)), "rb") as f:
+                self.assertBytes(f.read(), want, "staging file of jp.bin")
+            for c in procs:
+                c.stdin.write("\n")
+                c.stdin.flush()
+                c.communicate()
             m.unmount_wait()
         for i in range(3):
             self.assertIsNotNone(self.head("j%d.bin" % i))
+        self.assertObject("jp.bin", data=want)
 
 
 # ----------------------------------------------------------- 4. mmap
@@ -811,7 +861,10 @@ class MmapTest(WStateTestCase):
         self.put("existing.bin", obj)
         self.put("after.bin", obj[::-1])
         size_new = 256 * KiB
-        with self.mount(opts={"upload_delay": "200ms"}) as m:
+        # straight to the server, no in-process proxy: Python's msync and the
+        # page faults of a mapping hold the GIL, so the proxy's threads
+        # would stall until the daemon's request timed out
+        with self.mount(proxy=False, opts={"upload_delay": "200ms"}) as m:
             t = lambda *a: m.path("t", *a)  # noqa: E731
             want = {}
             # an existing object: map, change, msync, munmap, close
@@ -912,9 +965,11 @@ class UnlinkDuringUploadTest(WStateTestCase):
         big, big2 = os.urandom(20 * MiB), os.urandom(18 * MiB)
         with self.mount(opts={"upload_delay": "0"}) as m:
             t = lambda *a: m.path("t", *a)  # noqa: E731
-            self.start_upload(m, "big.bin", big, kind="part")        # parts held
+            # conditional uploads to RGW go as one PUT (RGW ignores conditions
+            # on CompleteMultipartUpload): then the PUT is held
+            self.start_upload(m, "big.bin", big)                 # parts (or the PUT) held
             os.unlink(t("big.bin"))
-            self.start_upload(m, "big2.bin", big2, kind="complete")  # Complete held
+            self.start_upload(m, "big2.bin", big2, kind="final")  # Complete (or PUT) held
             os.unlink(t("big2.bin"))
             new = b"the new big2\n"
             write_file(t("big2.bin"), new)

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,86 +340,36 @@ static int cmd_mpu_list(struct bfs_s3_client *c, struct opts *o, char **argv)
     return 0;
 }
 
-/* ---- mpu-upload: parts in parallel from several threads ---- */
-
-struct upload {
-    struct bfs_s3_client *c;
-    const char *bucket, *key, *id;
-    int fd, nparts;
-    uint64_t size, part_size;
-    char **etags;
-    pthread_mutex_t lock; /* guards next, rc, err */
-    int next, rc;
-    struct bfs_s3_error err;
-};
-
-static void *upload_worker(void *arg)
-{
-    struct upload *u = arg;
-
-    for (;;) {
-        struct bfs_s3_body body = {.fd = u->fd};
-        struct bfs_s3_error e;
-        char etag[BFS_S3_ETAG_MAX];
-        int part, rc;
-
-        pthread_mutex_lock(&u->lock);
-        part = u->rc == 0 && u->next < u->nparts ? u->next++ : -1;
-        pthread_mutex_unlock(&u->lock);
-        if (part < 0)
-            return NULL;
-        body.offset = (uint64_t)part * u->part_size;
-        body.length = u->size - body.offset < u->part_size ? u->size - body.offset : u->part_size;
-        rc = bfs_s3_mpu_part(u->c, u->bucket, u->key, u->id, part + 1, &body, etag, &e);
-        pthread_mutex_lock(&u->lock);
-        if (rc < 0 && u->rc == 0) {
-            u->rc = rc;
-            u->err = e;
-        } else if (rc == 0) {
-            u->etags[part] = strdup(etag);
-        }
-        pthread_mutex_unlock(&u->lock);
-    }
-}
+/* ---- mpu-upload: parts in parallel (the S3 client's part sender) ---- */
 
 static int cmd_mpu_upload(struct bfs_s3_client *c, struct opts *o, char **argv)
 {
-    struct upload u = {.c = c, .bucket = argv[0], .key = argv[1]};
+    struct bfs_s3_parts parts = {.jobs = o->jobs > 0 && o->jobs <= 64 ? o->jobs : 4};
     struct bfs_s3_put_params p = {.meta = &o->meta, .content_type = o->content_type};
-    pthread_t th[64];
-    char *id = NULL, etag[BFS_S3_ETAG_MAX];
-    int jobs = o->jobs > 0 && o->jobs <= 64 ? o->jobs : 4, rc, ret = 0;
+    struct bfs_s3_error e = {0};
+    char *id = NULL, **etags = NULL, etag[BFS_S3_ETAG_MAX];
+    int rc, ret = 0;
 
-    u.fd = open_file(argv[2], &u.size);
-    if (u.fd < 0)
+    parts.fd = open_file(argv[2], &parts.size);
+    if (parts.fd < 0)
         return 2;
-    u.part_size = bfs_s3_part_size(u.size, o->part_size > 0 ? (uint64_t)o->part_size : 0);
-    u.nparts = u.size ? (int)((u.size + u.part_size - 1) / u.part_size) : 1;
-    u.etags = calloc((size_t)u.nparts, sizeof(char *));
-    pthread_mutex_init(&u.lock, NULL);
-    rc = u.etags ? bfs_s3_mpu_create(c, u.bucket, u.key, &p, &id, &u.err) : -ENOMEM;
+    parts.part_size = bfs_s3_part_size(parts.size, o->part_size > 0 ? (uint64_t)o->part_size : 0);
+    rc = bfs_s3_mpu_create(c, argv[0], argv[1], &p, &id, &e);
     if (rc == 0) {
-        u.id = id;
-        for (int i = 0; i < jobs; i++)
-            pthread_create(&th[i], NULL, upload_worker, &u);
-        for (int i = 0; i < jobs; i++)
-            pthread_join(th[i], NULL);
-        rc = u.rc;
+        rc = bfs_s3_mpu_send_parts(c, argv[0], argv[1], id, &parts, &etags, &e);
         if (rc == 0)
-            rc = bfs_s3_mpu_complete(c, u.bucket, u.key, id, u.etags, u.nparts, etag, &u.err);
+            rc = bfs_s3_mpu_complete(c, argv[0], argv[1], id, etags, bfs_s3_parts_count(&parts),
+                                     etag, &e);
         if (rc < 0)
-            (void)bfs_s3_mpu_abort(c, u.bucket, u.key, id, NULL);
+            (void)bfs_s3_mpu_abort(c, argv[0], argv[1], id, NULL);
     }
     if (rc < 0)
-        ret = fail(rc, &u.err);
+        ret = fail(rc, &e);
     else
         printf("%s\n", etag);
-    for (int i = 0; u.etags && i < u.nparts; i++)
-        free(u.etags[i]);
-    free(u.etags);
+    bfs_s3_etags_free(etags, bfs_s3_parts_count(&parts));
     free(id);
-    close(u.fd);
-    pthread_mutex_destroy(&u.lock);
+    close(parts.fd);
     return ret;
 }
 

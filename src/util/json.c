@@ -1,26 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json.c: a small, strict JSON reader (RFC 8259) for the answers of the
- * daemon (user.bucketfs.stats, user.bucketfs.uploads). It builds a tree of
- * struct cli_json nodes; lookups are linear, which suits objects of a few
- * dozen members. Malformed input, nesting beyond CLI_JSON_DEPTH and \u0000
- * (which a C string cannot hold) are refused with -EINVAL.
+ * json.c: the strict JSON reader of include/bucketfs/json.h, one for the
+ * whole program: the subcommands read the daemon's answers with it, the S3
+ * client the credential services' replies (src/s3/json.c narrows it to one
+ * flat object of secrets).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bucketfs/json.h"
 #include "bucketfs/util.h"
-#include "cli-int.h"
-
-#define STRING_CAP (1u << 20) /* one decoded string */
 
 struct parser {
     const char *p, *end;
-    int depth;
+    int flags, depth, max_depth;
 };
 
-static int value(struct parser *ps, struct cli_json **ret);
+static int value(struct parser *ps, struct bfs_json **ret);
 
 static void skip_ws(struct parser *ps)
 {
@@ -86,7 +83,7 @@ static int unicode_escape(struct parser *ps, struct bfs_buf *b)
         ps->p += 6;
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
     } else if ((cp >= 0xdc00 && cp <= 0xdfff) || cp == 0) {
-        return -EINVAL;
+        return -EINVAL; /* a low surrogate alone; \u0000 would cut the string */
     }
     return put_utf8(b, cp);
 }
@@ -109,20 +106,60 @@ static int escape(struct parser *ps, struct bfs_buf *b)
     return bfs_buf_add(b, &to[e - from], 1);
 }
 
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    size_t n;
+    unsigned cp;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+/* The bytes from ps->p up to a quote, backslash or control character,
+ * checked as UTF-8 when asked. */
+static int run(struct parser *ps, struct bfs_buf *b)
+{
+    const char *s = ps->p;
+
+    while (ps->p < ps->end && *ps->p != '"' && *ps->p != '\\' && (unsigned char)*ps->p >= 0x20) {
+        size_t n = 1;
+
+        if ((unsigned char)*ps->p >= 0x80 && (ps->flags & BFS_JSON_UTF8) &&
+            !(n = utf8_len((const unsigned char *)ps->p, (const unsigned char *)ps->end)))
+            return -EINVAL;
+        ps->p += n;
+    }
+    return bfs_buf_add(b, s, (size_t)(ps->p - s));
+}
+
 /* A string (ps->p at the opening quote) into a new C string. */
 static int string(struct parser *ps, char **ret)
 {
     struct bfs_buf b;
     int r = 0;
 
-    bfs_buf_init(&b, STRING_CAP);
+    bfs_buf_init(&b, (size_t)(ps->end - ps->p) + 1); /* never longer than the input */
     ps->p++;
     while (r == 0) {
-        const char *run = ps->p;
-
-        while (ps->p < ps->end && *ps->p != '"' && *ps->p != '\\' && (unsigned char)*ps->p >= 0x20)
-            ps->p++;
-        r = bfs_buf_add(&b, run, (size_t)(ps->p - run));
+        r = run(ps, &b);
         if (r < 0)
             break;
         if (ps->p >= ps->end || (unsigned char)*ps->p < 0x20) {
@@ -137,6 +174,8 @@ static int string(struct parser *ps, char **ret)
     }
     if (r == 0 && !(*ret = bfs_buf_steal(&b)))
         r = -ENOMEM;
+    if (b.data && (ps->flags & BFS_JSON_SECRET))
+        explicit_bzero(b.data, b.len);
     bfs_buf_done(&b);
     return r;
 }
@@ -150,10 +189,10 @@ static size_t digits(struct parser *ps)
     return (size_t)(ps->p - s);
 }
 
-static int number(struct parser *ps, struct cli_json *j)
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? as RFC 8259 has it. */
+static int number(struct parser *ps, struct bfs_json *j)
 {
     const char *s = ps->p;
-    char tmp[64];
     int integer = 1;
     size_t n;
 
@@ -174,28 +213,26 @@ static int number(struct parser *ps, struct cli_json *j)
         if (digits(ps) == 0)
             return -EINVAL;
     }
-    if ((size_t)(ps->p - s) >= sizeof(tmp))
-        return -EINVAL;
-    memcpy(tmp, s, (size_t)(ps->p - s));
-    tmp[ps->p - s] = '\0';
-    j->type = CJ_NUMBER;
-    j->num = strtod(tmp, NULL);
+    if (!(j->str = strndup(s, (size_t)(ps->p - s))))
+        return -ENOMEM;
+    j->type = BFS_JSON_NUMBER;
+    j->num = strtod(j->str, NULL);
     if (integer) {
         errno = 0;
-        j->u64 = strtoull(tmp, NULL, 10);
+        j->u64 = strtoull(j->str, NULL, 10);
         if (errno)
             j->u64 = 0;
     }
     return 0;
 }
 
-static int literal(struct parser *ps, struct cli_json *j)
+static int literal(struct parser *ps, struct bfs_json *j)
 {
     static const struct {
         const char *word;
-        enum cli_json_type type;
+        enum bfs_json_type type;
         int b;
-    } w[] = {{"true", CJ_BOOL, 1}, {"false", CJ_BOOL, 0}, {"null", CJ_NULL, 0}};
+    } w[] = {{"true", BFS_JSON_BOOL, 1}, {"false", BFS_JSON_BOOL, 0}, {"null", BFS_JSON_NULL, 0}};
 
     for (size_t i = 0; i < 3; i++) {
         size_t n = strlen(w[i].word);
@@ -204,19 +241,41 @@ static int literal(struct parser *ps, struct cli_json *j)
             ps->p += n;
             j->type = w[i].type;
             j->boolean = w[i].b;
-            return 0;
+            j->str = strdup(w[i].word);
+            return j->str ? 0 : -ENOMEM;
         }
     }
     return -EINVAL;
 }
 
-/* Elements of an array or members of an object (ps->p after the opener). */
-static int container(struct parser *ps, struct cli_json *j, char close)
+/* "name": of an object's member (ps->p at the quote), refused when the
+ * object has it already and names must be unique. */
+static int member_name(struct parser *ps, const struct bfs_json *obj, char **ret)
 {
-    struct cli_json **tail = &j->child;
+    int r;
+
+    if (ps->p >= ps->end || *ps->p != '"')
+        return -EINVAL;
+    r = string(ps, ret);
+    skip_ws(ps);
+    if (r == 0 && (ps->p >= ps->end || *ps->p++ != ':'))
+        r = -EINVAL;
+    if (r == 0 && (ps->flags & BFS_JSON_UNIQUE) && bfs_json_get(obj, *ret))
+        r = -EINVAL; /* which of the two would be meant? */
+    if (r < 0) {
+        free(*ret);
+        *ret = NULL;
+    }
+    return r;
+}
+
+/* Elements of an array or members of an object (ps->p after the opener). */
+static int container(struct parser *ps, struct bfs_json *j, char close)
+{
+    struct bfs_json **tail = &j->child;
     int r = 0;
 
-    if (++ps->depth > CLI_JSON_DEPTH)
+    if (++ps->depth > ps->max_depth)
         return -EINVAL;
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == close) {
@@ -228,14 +287,8 @@ static int container(struct parser *ps, struct cli_json *j, char close)
         char *name = NULL;
 
         skip_ws(ps);
-        if (close == '}') {
-            if (ps->p >= ps->end || *ps->p != '"')
-                return -EINVAL;
-            r = string(ps, &name);
-            skip_ws(ps);
-            if (r == 0 && (ps->p >= ps->end || *ps->p++ != ':'))
-                r = -EINVAL;
-        }
+        if (close == '}')
+            r = member_name(ps, j, &name);
         if (r == 0)
             r = value(ps, tail);
         if (r < 0) {
@@ -257,10 +310,9 @@ static int container(struct parser *ps, struct cli_json *j, char close)
     return r;
 }
 
-static int value(struct parser *ps, struct cli_json **ret)
+static int value(struct parser *ps, struct bfs_json **ret)
 {
-    struct cli_json *j = calloc(1, sizeof(*j));
-    int r;
+    struct bfs_json *j = calloc(1, sizeof(*j));
 
     if (!j)
         return -ENOMEM;
@@ -271,52 +323,55 @@ static int value(struct parser *ps, struct cli_json **ret)
     switch (*ps->p) {
     case '{':
         ps->p++;
-        j->type = CJ_OBJECT;
-        r = container(ps, j, '}');
-        break;
+        j->type = BFS_JSON_OBJECT;
+        return container(ps, j, '}');
     case '[':
         ps->p++;
-        j->type = CJ_ARRAY;
-        r = container(ps, j, ']');
-        break;
+        j->type = BFS_JSON_ARRAY;
+        return container(ps, j, ']');
     case '"':
-        j->type = CJ_STRING;
-        r = string(ps, &j->str);
-        break;
+        j->type = BFS_JSON_STRING;
+        return string(ps, &j->str);
     case 't':
     case 'f':
     case 'n':
-        r = literal(ps, j);
-        break;
+        return literal(ps, j);
     default:
-        r = number(ps, j);
+        return number(ps, j);
     }
-    return r;
 }
 
-int cli_json_parse(const char *text, size_t len, struct cli_json **ret)
+int bfs_json_parse(const char *text, size_t len, int flags, int max_depth,
+                   struct bfs_json **ret)
 {
-    struct parser ps = {.p = text, .end = text + len};
-    struct cli_json *j = NULL;
-    int r = value(&ps, &j);
+    struct parser ps = {.p = text, .end = text + len, .flags = flags, .max_depth = max_depth};
+    struct bfs_json *j = NULL;
+    int r = text ? value(&ps, &j) : -EINVAL;
 
     skip_ws(&ps);
     if (r == 0 && ps.p != ps.end)
         r = -EINVAL; /* trailing garbage */
     if (r < 0) {
-        cli_json_free(j);
+        if (flags & BFS_JSON_SECRET)
+            bfs_json_free_wiped(j);
+        else
+            bfs_json_free(j);
         return r;
     }
     *ret = j;
     return 0;
 }
 
-void cli_json_free(struct cli_json *j)
+static void free_tree(struct bfs_json *j, int wipe)
 {
     while (j) {
-        struct cli_json *next = j->next;
+        struct bfs_json *next = j->next;
 
-        cli_json_free(j->child);
+        free_tree(j->child, wipe);
+        if (wipe && j->str)
+            explicit_bzero(j->str, strlen(j->str));
+        if (wipe && j->name)
+            explicit_bzero(j->name, strlen(j->name));
         free(j->name);
         free(j->str);
         free(j);
@@ -324,26 +379,36 @@ void cli_json_free(struct cli_json *j)
     }
 }
 
-const struct cli_json *cli_json_get(const struct cli_json *o, const char *name)
+void bfs_json_free(struct bfs_json *j)
 {
-    if (!o || o->type != CJ_OBJECT)
+    free_tree(j, 0);
+}
+
+void bfs_json_free_wiped(struct bfs_json *j)
+{
+    free_tree(j, 1);
+}
+
+const struct bfs_json *bfs_json_get(const struct bfs_json *o, const char *name)
+{
+    if (!o || o->type != BFS_JSON_OBJECT)
         return NULL;
-    for (const struct cli_json *m = o->child; m; m = m->next)
+    for (const struct bfs_json *m = o->child; m; m = m->next)
         if (strcmp(m->name, name) == 0)
             return m;
     return NULL;
 }
 
-uint64_t cli_json_u64(const struct cli_json *o, const char *name)
+uint64_t bfs_json_u64(const struct bfs_json *o, const char *name)
 {
-    const struct cli_json *m = cli_json_get(o, name);
+    const struct bfs_json *m = bfs_json_get(o, name);
 
-    return m && m->type == CJ_NUMBER ? m->u64 : 0;
+    return m && m->type == BFS_JSON_NUMBER ? m->u64 : 0;
 }
 
-const char *cli_json_str(const struct cli_json *o, const char *name)
+const char *bfs_json_str(const struct bfs_json *o, const char *name)
 {
-    const struct cli_json *m = cli_json_get(o, name);
+    const struct bfs_json *m = bfs_json_get(o, name);
 
-    return m && m->type == CJ_STRING ? m->str : "";
+    return m && m->type == BFS_JSON_STRING ? m->str : "";
 }
