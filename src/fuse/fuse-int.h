@@ -22,4 +22,32 @@ void notifier_stop(struct notifier *n);
 void notifier_inval_inode(void *ctx, uint64_t ino, int data, int wait);
 void notifier_inval_entry(void *ctx, uint64_t parent, const char *name, int wait);
 
+/* ThreadSanitizer cannot see that the kernel orders requests: a RELEASE
+ * comes only after the replies to the READs of that file, through
+ * /dev/fuse. So, in a -fsanitize=thread build, every reply releases and
+ * every request acquires one sync object (kernel_order, ops.c): a request
+ * that starts after another was answered is ordered after it, and two
+ * requests running at once stay unordered, as they are. */
+#ifdef __SANITIZE_THREAD__
+#include <sanitizer/tsan_interface.h>
+extern char bfs_kernel_order;
+#define KERNEL_ORDERED(reply) (__tsan_release(&bfs_kernel_order), (reply))
+#define fuse_reply_err(...) KERNEL_ORDERED(fuse_reply_err(__VA_ARGS__))
+#define fuse_reply_none(...) KERNEL_ORDERED(fuse_reply_none(__VA_ARGS__))
+#define fuse_reply_entry(...) KERNEL_ORDERED(fuse_reply_entry(__VA_ARGS__))
+#define fuse_reply_create(...) KERNEL_ORDERED(fuse_reply_create(__VA_ARGS__))
+#define fuse_reply_attr(...) KERNEL_ORDERED(fuse_reply_attr(__VA_ARGS__))
+#define fuse_reply_readlink(...) KERNEL_ORDERED(fuse_reply_readlink(__VA_ARGS__))
+#define fuse_reply_open(...) KERNEL_ORDERED(fuse_reply_open(__VA_ARGS__))
+#define fuse_reply_write(...) KERNEL_ORDERED(fuse_reply_write(__VA_ARGS__))
+#define fuse_reply_buf(...) KERNEL_ORDERED(fuse_reply_buf(__VA_ARGS__))
+#define fuse_reply_data(...) KERNEL_ORDERED(fuse_reply_data(__VA_ARGS__))
+#define fuse_reply_statfs(...) KERNEL_ORDERED(fuse_reply_statfs(__VA_ARGS__))
+#define fuse_reply_xattr(...) KERNEL_ORDERED(fuse_reply_xattr(__VA_ARGS__))
+#define fuse_reply_lseek(...) KERNEL_ORDERED(fuse_reply_lseek(__VA_ARGS__))
+#define KERNEL_REQUEST() __tsan_acquire(&bfs_kernel_order)
+#else
+#define KERNEL_REQUEST() ((void)0)
+#endif
+
 #endif

@@ -33,8 +33,14 @@ static int uerr(int r)
     return -r;
 }
 
+#ifdef __SANITIZE_THREAD__
+char bfs_kernel_order; /* fuse-int.h */
+#endif
+
+/* Every request handler asks this first (KERNEL_REQUEST: fuse-int.h). */
 static struct bfs_fs *fs_of(fuse_req_t req)
 {
+    KERNEL_REQUEST();
     return ((struct bfs_fuse *)fuse_req_userdata(req))->fs;
 }
 
@@ -193,6 +199,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
+    KERNEL_REQUEST();
     bfs_fs_closedir((struct bfs_dir *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }

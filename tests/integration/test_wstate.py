@@ -386,7 +386,6 @@ class RenameDuringCloseTest(WStateTestCase):
         try:
             th.start()
             held = px.wait_held(hold, 3 if expect_hold else 0.3, held0)
-            t0 = time.monotonic()
             os.pwrite(fd, new_bytes, off)
             t_write = time.monotonic()
             os.close(fd)
