@@ -2,12 +2,14 @@
 # test.sh: the one command that checks bucketfs. It installs what it needs
 # (scripts/setup-deps.sh), builds, runs the unit tests, runs the integration
 # tests against real S3 servers, then does it all again under
-# AddressSanitizer + UndefinedBehaviorSanitizer (against one server).
+# AddressSanitizer + UndefinedBehaviorSanitizer (against one server), and
+# the suites that exercise concurrency under ThreadSanitizer.
 #
 #   scripts/test.sh                     everything (TEST_SERVER=both)
 #   TEST_SERVER=s3rver scripts/test.sh  quick: s3rver only
 #   TEST_SERVER=rgw scripts/test.sh     Ceph RGW only
-#   SKIP_ASAN=1 scripts/test.sh         no sanitizer pass
+#   SKIP_ASAN=1 scripts/test.sh         no ASan/UBSan pass
+#   SKIP_TSAN=1 scripts/test.sh         no ThreadSanitizer pass
 #
 # With rgw selected, a last step runs pjdfstest (scripts/conformance.sh) and
 # fails when fewer than CONFORMANCE_FLOOR subtests pass; its table goes to
@@ -81,6 +83,22 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   step "integration (s3rver, asan+ubsan)" scripts/with-server.sh s3rver tests/integration/run.sh build-asan
   step "no sanitizer reports" no_reports
   unset ASAN_OPTIONS UBSAN_OPTIONS BFS_RSS_LIMIT_MIB
+fi
+
+# ThreadSanitizer: the daemon's threads (FUSE requests, uploads, fetches,
+# the notifier) on the suites that mix them most, against s3rver. The
+# FUSE glue tells TSan how the kernel orders requests (src/fuse/fuse-int.h).
+TSAN_SUITES="test_write test_wstate test_coherence test_model"
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  reports=$(mktemp -d /tmp/bfs-tsan.XXXXXX)
+  export TSAN_OPTIONS="halt_on_error=0:exitcode=97:log_path=$reports/tsan"
+  step "build (tsan)" build build-tsan -Db_sanitize=thread -Db_lundef=false
+  step "unit tests (tsan)" meson test -C build-tsan --suite unit --print-errorlogs
+  # shellcheck disable=SC2086 # the suite names are words
+  step "integration (s3rver, tsan: $TSAN_SUITES)" scripts/with-server.sh s3rver \
+    tests/integration/run.sh build-tsan $TSAN_SUITES
+  step "no tsan reports" no_reports
+  unset TSAN_OPTIONS
 fi
 
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

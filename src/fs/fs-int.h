@@ -456,6 +456,9 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino);
  * worked (fs_wfile_unhold with discard), never for a call that fails.
  * Returns a reference, or NULL when ino has no wfile. */
 struct wfile *fs_wfile_hold(struct bfs_fs *fs, uint64_t ino);
+/* Every wfile in the table, each with a reference for the caller (who puts
+ * them and frees the array). */
+int fs_wfiles_snapshot(struct bfs_fs *fs, struct wfile ***ret, size_t *ret_n);
 /* Ends a hold; discard: the unlink or rename worked, cancel ino's upload. */
 void fs_wfile_unhold(struct bfs_fs *fs, uint64_t ino, struct wfile *w, int discard);
 /* Stat fields that a wfile overrides (size, mtime, mode, uid, gid). */

@@ -461,39 +461,204 @@ static int list_all(struct mapping *m, const char *prefix, char ***ret, size_t *
     return 0;
 }
 
-/* Waits for every upload of a file below the directory prefix. */
-struct wait_prefix {
-    struct bfs_fs *fs;
-    const char *map, *prefix;
-    int err;
-};
-
-static int wait_one(void *ctx, const struct bfs_upload *u)
+/* Points the writer of a file being renamed (w->lock held) at the new
+ * name: its journal rows, where commits made meanwhile go (a close during
+ * the copy must not upload to the old name after its DELETE), and what the
+ * next upload replaces there (dst_known). Undone by move_back. */
+static int move_writer(struct bfs_fs *fs, struct wfile *w, struct mapping *m, const char *to,
+                       int pending, int replaced, const char *dst_known)
 {
-    struct wait_prefix *w = ctx;
+    int r = 0;
 
-    if (strcmp(u->map, w->map) == 0 && strncmp(u->key, w->prefix, strlen(w->prefix)) == 0) {
-        int r = fs_wfile_wait_clean(w->fs, u->ino);
-        if (r < 0 && w->err == 0)
-            w->err = r;
-    }
+    free(w->moving_key);
+    w->moving_map = m;
+    if (!(w->moving_key = strdup(to)))
+        return -ENOMEM;
+    if (pending) /* the journal row now names the new key, and what is there */
+        r = bfs_store_upload_rekey(fs->store, w->ino, m->name, to, dst_known);
+    if (r < 0)
+        return r;
+    if (pending && replaced >= 0) /* what is at the new key: the replaced file's */
+        w->remote = replaced;
+    /* at the new key, the next upload replaces what is there: known when
+     * the rename is only local; after a copy, whatever the copy made */
+    w->base_set = pending && dst_known;
+    snprintf(w->base_etag, sizeof(w->base_etag), "%s", w->base_set ? dst_known : "");
+    if (w->done_gen < w->gen && w->sealed)
+        ws_queue(fs, w);
     return 0;
 }
 
-static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, const char *to)
+/* The writers a rename moves: held (their uploads wait), committing at
+ * their new key, with what they were before, until rename_end. */
+struct movers {
+    struct mover {
+        struct wfile *w;      /* a reference */
+        char *from;           /* its key before the rename */
+        int remote, base_set;
+        char base[BFS_S3_ETAG_MAX];
+    } *v;
+    size_t n;
+};
+
+/* Holds w (a reference, which mv takes) and points it at key `to`. */
+static int move_one(struct bfs_fs *fs, struct mapping *m, struct wfile *w, const char *from,
+                    const char *to, int replaced, const char *dst_known, struct movers *mv)
 {
-    struct wait_prefix wp = {.fs = fs, .map = m->name, .prefix = from};
+    struct mover *v = realloc(mv->v, (mv->n + 1) * sizeof(*v)), *o;
+    int r, pending;
+
+    if (!v) {
+        fs_wfile_put(fs, w);
+        return -ENOMEM;
+    }
+    mv->v = v;
+    o = &v[mv->n];
+    *o = (struct mover){.w = w, .from = strdup(from)};
+    pthread_mutex_lock(&w->lock);
+    ws_hold(w); /* waits for a running upload */
+    mv->n++;
+    o->remote = w->remote, o->base_set = w->base_set;
+    memcpy(o->base, w->base_etag, sizeof(o->base));
+    pending = w->dirty || (w->sealed && w->done_gen < w->gen);
+    r = o->from ? move_writer(fs, w, m, to, pending, replaced, dst_known) : -ENOMEM;
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+/* The version at the old key this mount knows (known_version's). */
+static const char *mover_known(const struct mover *o)
+{
+    return !o->remote ? "" : o->base_set ? o->base : NULL;
+}
+
+/* The rename failed in S3: the writers and their rows go back. */
+static void move_back(struct bfs_fs *fs, struct mapping *m, struct movers *mv)
+{
+    for (size_t i = 0; i < mv->n; i++) {
+        struct mover *o = &mv->v[i];
+        struct wfile *w = o->w;
+
+        pthread_mutex_lock(&w->lock);
+        if (o->from)
+            (void)bfs_store_upload_rekey(fs->store, w->ino, m->name, o->from, mover_known(o));
+        w->remote = o->remote;
+        w->base_set = o->base_set;
+        memcpy(w->base_etag, o->base, sizeof(w->base_etag));
+        free(w->moving_key);
+        w->moving_key = NULL;
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* The end of a rename: the writers commit at their inode's key again (it
+ * has the new one now), and their uploads go on. */
+static void rename_end(struct bfs_fs *fs, struct movers *mv)
+{
+    for (size_t i = 0; i < mv->n; i++) {
+        struct wfile *w = mv->v[i].w;
+
+        pthread_mutex_lock(&w->lock);
+        free(w->moving_key);
+        w->moving_key = NULL;
+        pthread_mutex_unlock(&w->lock);
+        fs_wfile_unhold(fs, w->ino, w, 0);
+        free(mv->v[i].from);
+    }
+    free(mv->v);
+    mv->v = NULL;
+    mv->n = 0;
+}
+
+/* A file: free while only local, else a server-side copy and a delete.
+ * replaced: the rename replaces a file at `to`, whose object may be in S3;
+ * dst_known: the version there this mount knows (known_version). *other:
+ * `to` holds another writer's version now (a conflict, see conflict.c).
+ * The file's writer, if any, joins mv. */
+static int rename_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_node *src,
+                       const char *from, const char *to, int replaced, const char *dst_known,
+                       int *other, struct movers *mv)
+{
+    struct wfile *w = fs_wfile_find(fs, src->ino);
+    char etag[BFS_S3_ETAG_MAX];
+    const char *src_known;
+    int r, remote, pending;
+
+    *other = 0;
+    if (!w) {
+        src_known = known_version(NULL, src, etag, &remote);
+        return fs_rename_object(fs, m, from, to, src_known, dst_known, other);
+    }
+    r = move_one(fs, m, w, from, to, replaced, dst_known, mv);
+    if (r < 0) {
+        move_back(fs, m, mv);
+        return r;
+    }
+    remote = mv->v[mv->n - 1].remote;
+    src_known = mover_known(&mv->v[mv->n - 1]);
+    pthread_mutex_lock(&w->lock);
+    pending = w->dirty || (w->sealed && w->done_gen < w->gen);
+    pthread_mutex_unlock(&w->lock);
+    if (!pending)
+        r = fs_rename_object(fs, m, from, to, src_known, dst_known, other);
+    else if (remote) /* the old object must not stay behind, unless another's */
+        r = fs_delete_guarded(m, from, src_known);
+    if (r == -ESTALE && pending) {
+        fs_conflict_record(fs, m, CONFLICT_DELETE, from, NULL);
+        r = 0;
+    }
+    if (r == -ENOENT)
+        r = 0;
+    if (r < 0)
+        move_back(fs, m, mv);
+    return r;
+}
+
+/* Holds every writer of a file below directory key from and points it at
+ * its key below to (a close during the copies commits there, and its
+ * upload waits until the copies and deletes are done). */
+static int move_dir_writers(struct bfs_fs *fs, struct mapping *m, const char *from,
+                            const char *to, struct movers *mv)
+{
+    struct wfile **all;
+    size_t n, flen = strlen(from);
+    int r = fs_wfiles_snapshot(fs, &all, &n);
+
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        struct mapping *wm;
+        char *key = NULL, *nkey = NULL;
+
+        if (fs_inode_target(fs, all[i]->ino, &wm, &key, NULL) == 0 && wm == m &&
+            strncmp(key, from, flen) == 0 && asprintf(&nkey, "%s%s", to, key + flen) >= 0) {
+            r = move_one(fs, m, all[i], key, nkey, -1, NULL, mv);
+            all[i] = NULL; /* mv has its reference */
+        }
+        free(key);
+        free(nkey);
+    }
+    for (size_t i = 0; i < n; i++)
+        fs_wfile_put(fs, all[i]);
+    free(all);
+    return r;
+}
+
+/* Every key below from is copied below to, then deleted. The writers of
+ * files below it join mv first: their uploads wait (a running one ends
+ * first), and what they commit meanwhile goes to the new keys. */
+static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, const char *to,
+                      struct movers *mv)
+{
     struct copy_job j = {.m = m, .from = from, .to = to};
     pthread_t th[COPY_JOBS];
     int nth = 0, r;
 
-    r = bfs_store_uploads(fs->store, wait_one, &wp);
-    if (r == 0)
-        r = wp.err;
+    r = move_dir_writers(fs, m, from, to, mv);
     if (r == 0)
         r = list_all(m, from, &j.keys, &j.n);
-    if (r < 0)
+    if (r < 0) {
+        move_back(fs, m, mv);
         return r;
+    }
     pthread_mutex_init(&j.lock, NULL);
     for (; nth < COPY_JOBS && (size_t)nth < j.n; nth++)
         if (pthread_create(&th[nth], NULL, copy_worker, &j) != 0)
@@ -519,104 +684,9 @@ static int rename_dir(struct bfs_fs *fs, struct mapping *m, const char *from, co
         free(j.keys[i]);
     free(j.keys);
     pthread_mutex_destroy(&j.lock);
-    return r;
-}
-
-/* Points the writer of a file being renamed (w->lock held) at the new
- * name: its journal rows, where commits made meanwhile go (a close during
- * the copy must not upload to the old name after its DELETE), and what the
- * next upload replaces there (dst_known). Undone by move_back. */
-static int move_writer(struct bfs_fs *fs, struct wfile *w, struct mapping *m, const char *to,
-                       int pending, int replaced, const char *dst_known)
-{
-    int r = 0;
-
-    free(w->moving_key);
-    w->moving_map = m;
-    if (!(w->moving_key = strdup(to)))
-        return -ENOMEM;
-    if (pending) /* the journal row now names the new key, and what is there */
-        r = bfs_store_upload_rekey(fs->store, w->ino, m->name, to, dst_known);
     if (r < 0)
-        return r;
-    if (pending) /* what is at the new key: the replaced file's object */
-        w->remote = replaced;
-    /* at the new key, the next upload replaces what is there: known when
-     * the rename is only local; after a copy, whatever the copy made */
-    w->base_set = pending && dst_known;
-    snprintf(w->base_etag, sizeof(w->base_etag), "%s", w->base_set ? dst_known : "");
-    if (w->done_gen < w->gen && w->sealed)
-        ws_queue(fs, w);
-    return 0;
-}
-
-/* The rename failed in S3: the writer and its rows go back to from. */
-static void move_back(struct bfs_fs *fs, struct wfile *w, struct mapping *m, const char *from,
-                      int remote, const char *src_known)
-{
-    pthread_mutex_lock(&w->lock);
-    (void)bfs_store_upload_rekey(fs->store, w->ino, m->name, from, src_known);
-    w->remote = remote;
-    w->base_set = src_known != NULL;
-    snprintf(w->base_etag, sizeof(w->base_etag), "%s", src_known ? src_known : "");
-    free(w->moving_key);
-    w->moving_key = NULL;
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* A file: free while only local, else a server-side copy and a delete.
- * replaced: the rename replaces a file at `to`, whose object may be in S3;
- * dst_known: the version there this mount knows (known_version). *other:
- * `to` holds another writer's version now (a conflict, see conflict.c).
- * The file's writer, if any, is held (its uploads wait) and returned in
- * *ret_w: rename_end lets it go once the inode has its new name. */
-static int rename_file(struct bfs_fs *fs, struct mapping *m, const struct bfs_node *src,
-                       const char *from, const char *to, int replaced, const char *dst_known,
-                       int *other, struct wfile **ret_w)
-{
-    struct wfile *w = *ret_w = fs_wfile_hold(fs, src->ino); /* waits for a running upload */
-    char etag[BFS_S3_ETAG_MAX];
-    const char *src_known;
-    int r, remote = 1, pending = 0;
-
-    *other = 0;
-    if (!w) {
-        src_known = known_version(NULL, src, etag, &remote);
-        return fs_rename_object(fs, m, from, to, src_known, dst_known, other);
-    }
-    pthread_mutex_lock(&w->lock);
-    remote = w->remote;
-    memcpy(etag, w->base_etag, sizeof(etag));
-    src_known = !remote ? "" : w->base_set ? etag : NULL;
-    pending = w->dirty || (w->sealed && w->done_gen < w->gen);
-    r = move_writer(fs, w, m, to, pending, replaced, dst_known);
-    pthread_mutex_unlock(&w->lock);
-    if (r == 0 && !pending)
-        r = fs_rename_object(fs, m, from, to, src_known, dst_known, other);
-    else if (r == 0 && remote) /* the old object must not stay behind, unless another's */
-        r = fs_delete_guarded(m, from, src_known);
-    if (r == -ESTALE && pending) {
-        fs_conflict_record(fs, m, CONFLICT_DELETE, from, NULL);
-        r = 0;
-    }
-    if (r == -ENOENT)
-        r = 0;
-    if (r < 0)
-        move_back(fs, w, m, from, remote, src_known);
+        move_back(fs, m, mv);
     return r;
-}
-
-/* The end of a file's rename: its writer (may be NULL) commits at the
- * inode's key again, and its uploads go on. */
-static void rename_end(struct bfs_fs *fs, uint64_t ino, struct wfile *w)
-{
-    if (!w)
-        return;
-    pthread_mutex_lock(&w->lock);
-    free(w->moving_key);
-    w->moving_key = NULL;
-    pthread_mutex_unlock(&w->lock);
-    fs_wfile_unhold(fs, ino, w, 0);
 }
 
 int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t newparent,
@@ -624,7 +694,8 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
 {
     struct bfs_node src, dst;
     struct mapping *m, *m2;
-    struct wfile *held = NULL, *moving = NULL;
+    struct wfile *held = NULL;
+    struct movers moving = {0};
     uint64_t held_ino = 0;
     char *from = NULL, *pkey = NULL, *to = NULL, dst_etag[BFS_S3_ETAG_MAX];
     struct stat st;
@@ -674,7 +745,7 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
     }
     fs_top_drop(fs);
     if (src.kind == BFS_KIND_DIR)
-        r = rename_dir(fs, m, from, to);
+        r = rename_dir(fs, m, from, to, &moving);
     else
         r = rename_file(fs, m, &src, from, to, exists,
                         exists ? known_version(held, &dst, dst_etag, &dremote) : "", &other,
@@ -695,7 +766,7 @@ int bfs_fs_rename(struct bfs_fs *fs, uint64_t parent, const char *name, uint64_t
         if (newparent != parent)
             dir_changed(fs, newparent);
     }
-    rename_end(fs, src.ino, moving);
+    rename_end(fs, &moving);
 out:
     if (held_ino)
         fs_wfile_unhold(fs, held_ino, held, r == 0);

@@ -659,6 +659,40 @@ void fs_wfile_discard(struct bfs_fs *fs, uint64_t ino)
     fs_wfile_put(fs, w);
 }
 
+int fs_wfiles_snapshot(struct bfs_fs *fs, struct wfile ***ret, size_t *ret_n)
+{
+    struct wfile **v = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < WFILE_BUCKETS && r == 0; i++) {
+        for (struct wfile *w = fs->wfiles[i]; w && r == 0; w = w->next) {
+            if (n == cap) {
+                struct wfile **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+
+                if (!nv) {
+                    r = -ENOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            w->refs++;
+            v[n++] = w;
+        }
+    }
+    pthread_mutex_unlock(&fs->lock);
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            fs_wfile_put(fs, v[i]);
+        free(v);
+        return r;
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
 struct wfile *fs_wfile_hold(struct bfs_fs *fs, uint64_t ino)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
