@@ -406,8 +406,7 @@ static int uploads(struct bfs_fs *fs, uint64_t ino, struct bfs_buf *b, int take)
     return r;
 }
 
-/* Whether ino has data that is not in S3 yet (the object is older or absent). */
-static int not_uploaded(struct bfs_fs *fs, uint64_t ino)
+int fs_not_uploaded(struct bfs_fs *fs, uint64_t ino)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
     struct bfs_node n;
@@ -440,7 +439,7 @@ static int presign(struct bfs_fs *fs, uint64_t ino, const char *secs, struct bfs
         return r;
     if (kind == BFS_KIND_DIR)
         r = -EISDIR;
-    else if (not_uploaded(fs, ino))
+    else if (fs_not_uploaded(fs, ino))
         r = -EAGAIN;
     else /* -ENOKEY when anonymous, -ENOTSUP with SSE-C */
         r = bfs_s3_presign_get(m->client, m->bucket, key, expires, time(NULL), &url);
@@ -461,5 +460,7 @@ int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bf
     }
     if (strncmp(what, "presign.", 8) == 0)
         return presign(fs, ino, what + 8, b);
+    if (strncmp(what, "versions/", 9) == 0 || strncmp(what, "restore/", 8) == 0)
+        return fs_versions_xattr(fs, ino, what, b);
     return -ENODATA;
 }
