@@ -225,7 +225,8 @@ struct bfs_s3_object {
 };
 void bfs_s3_object_done(struct bfs_s3_object *o);
 /* Copies an ETag into out with the double quotes S3 normally sends
- * (some servers leave them off in some replies). */
+ * (some servers leave them off in some replies); one that starts quoted
+ * is copied as it is. */
 void bfs_s3_etag_normalize(const char *in, char out[BFS_S3_ETAG_MAX]);
 
 /* Where a request body comes from: memory, or a range of a file (pread). */
