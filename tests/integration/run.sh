@@ -18,6 +18,7 @@ rc=0
 /usr/bin/python3 "$here/test_transport.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_ops.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_prefetch.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
+/usr/bin/python3 "$here/test_versions.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_outage.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_fullcache.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1
 /usr/bin/python3 "$here/test_creds.py" --bucketfs "$build/bucketfs" --cli "$build/tests/tools/bfs-s3" || rc=1

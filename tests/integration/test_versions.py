@@ -17,6 +17,7 @@ import concurrent.futures
 import datetime
 import errno
 import json
+import math
 import os
 import sys
 import tempfile
@@ -136,7 +137,7 @@ class AsOfTest(VersionsCase):
         file, relative as_of), and not in one from after it (absolute)."""
         data = b"id,temp\n1,20.5\n" * 500
         v1 = self.vput("raw/data.csv", data)
-        time.sleep(1.5)
+        time.sleep(3)  # a relative as_of in whole seconds lands between the two
         self.s3.delete_object(Bucket=VBUCKET, Key=self.p + "raw/data.csv")
         marker = self.versions("raw/data.csv")[0]
         self.assertTrue(marker["delete_marker"])
@@ -146,7 +147,7 @@ class AsOfTest(VersionsCase):
         with open(conf, "w") as f:
             f.write("[before]\nbucket = %s\nprefix = %s\nas_of = -%ds\n\n"
                     "[after]\nbucket = %s\nprefix = %s\nas_of = %s\n"
-                    % (VBUCKET, self.p, int(ago), VBUCKET, self.p,
+                    % (VBUCKET, self.p, math.ceil(ago), VBUCKET, self.p,
                        iso(datetime.datetime.now(datetime.timezone.utc))))
         with self.mount(maps=None, args=["-c", conf]) as m:
             self.assertEqual(tm.read_all(m.path("before", "raw", "data.csv")), data)
