@@ -419,6 +419,13 @@ void bfs_s3_version_page_done(struct bfs_s3_version_page *p);
 int bfs_s3_list_versions(struct bfs_s3_client *c, const char *bucket,
                          const struct bfs_s3_version_params *p, struct bfs_s3_version_page *ret,
                          struct bfs_s3_error *reterr);
+/* Every page from p's markers on, each handed to fn (which may take what
+ * it wants out of it; the page is freed after). fn returns 0 to go on,
+ * 1 to stop (success), or a negative errno, which is returned. */
+int bfs_s3_list_versions_each(struct bfs_s3_client *c, const char *bucket,
+                              const struct bfs_s3_version_params *p,
+                              int (*fn)(void *ctx, struct bfs_s3_version_page *pg), void *ctx,
+                              struct bfs_s3_error *reterr);
 /* GetBucketVersioning: "Enabled", "Suspended", or "" for a bucket that
  * never had versioning. */
 int bfs_s3_bucket_versioning(struct bfs_s3_client *c, const char *bucket, char ret[16],

@@ -157,36 +157,23 @@ static int keep_prefixes(struct pick *k, struct bfs_s3_version_page *vp)
     return 0;
 }
 
+static int pick_page(void *ctx, struct bfs_s3_version_page *vp)
+{
+    struct pick *k = ctx;
+    int r = 0;
+
+    for (size_t i = 0; i < vp->nversions && r == 0; i++)
+        r = pick_version(k, &vp->versions[i]);
+    return r == 0 ? keep_prefixes(k, vp) : r;
+}
+
 int fs_asof_list(struct mapping *m, const char *prefix, struct bfs_s3_list_page *ret)
 {
+    struct bfs_s3_version_params p = {.prefix = prefix, .delimiter = "/",
+                                      .max_keys = VERSIONS_PAGE};
     struct pick k = {.as_of_ns = m->as_of_ns};
-    char *key_marker = NULL, *version_marker = NULL;
-    int r;
+    int r = bfs_s3_list_versions_each(m->client, m->bucket, &p, pick_page, &k, NULL);
 
-    do {
-        struct bfs_s3_version_params p = {.prefix = prefix, .delimiter = "/",
-                                          .key_marker = key_marker,
-                                          .version_marker = version_marker,
-                                          .max_keys = VERSIONS_PAGE};
-        struct bfs_s3_version_page vp;
-
-        r = bfs_s3_list_versions(m->client, m->bucket, &p, &vp, NULL);
-        free(key_marker);
-        free(version_marker);
-        key_marker = version_marker = NULL;
-        if (r < 0)
-            break;
-        for (size_t i = 0; i < vp.nversions && r == 0; i++)
-            r = pick_version(&k, &vp.versions[i]);
-        if (r == 0)
-            r = keep_prefixes(&k, &vp);
-        key_marker = vp.next_key;
-        version_marker = vp.next_version;
-        vp.next_key = vp.next_version = NULL;
-        bfs_s3_version_page_done(&vp);
-    } while (r == 0 && key_marker);
-    free(key_marker);
-    free(version_marker);
     free(k.key);
     if (r < 0) {
         bfs_s3_list_page_done(&k.pg);

@@ -578,6 +578,8 @@ int fs_versions_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct 
 /* The user.bucketfs.WHAT attributes other than stats ("uploads",
  * "presign.SECS") of ino into b; -ENODATA for an unknown WHAT. */
 int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bfs_buf *b);
+/* Appends s as a JSON string (quoted, escaped). */
+int fs_json_str(struct bfs_buf *b, const char *s);
 /* Whether ino has data that is not in S3 yet (the object is older or absent). */
 int fs_not_uploaded(struct bfs_fs *fs, uint64_t ino);
 

@@ -33,6 +33,7 @@
 #define ANSWER_MAX (60u * 1024) /* what one xattr value can carry, with room */
 
 struct key_versions {
+    const char *key;          /* borrowed */
     struct bfs_s3_version *v; /* newest first */
     size_t n, cap;
     int truncated;            /* more than VERSIONS_MAX */
@@ -65,54 +66,29 @@ static int take(struct key_versions *kv, struct bfs_s3_version *v)
     return 0;
 }
 
+/* Takes a page's versions of kv->key; 1 (stop) at the first other key. */
+static int take_page(void *ctx, struct bfs_s3_version_page *pg)
+{
+    struct key_versions *kv = ctx;
+    int r = 0;
+
+    for (size_t i = 0; i < pg->nversions && r == 0; i++) {
+        if (strcmp(pg->versions[i].o.key, kv->key) != 0)
+            return 1;
+        r = take(kv, &pg->versions[i]);
+    }
+    return r == 0 && kv->truncated ? 1 : r;
+}
+
 /* Every version of exactly key. Listed with key as the prefix, key's own
  * versions come first (no other key under that prefix sorts before it),
  * so the first other key ends the list. */
 static int list_key(struct mapping *m, const char *key, struct key_versions *kv)
 {
-    char *km = NULL, *vm = NULL;
-    int r, more = 1;
+    struct bfs_s3_version_params p = {.prefix = key};
 
-    do {
-        struct bfs_s3_version_params p = {.prefix = key, .key_marker = km, .version_marker = vm};
-        struct bfs_s3_version_page pg;
-
-        r = bfs_s3_list_versions(m->client, m->bucket, &p, &pg, NULL);
-        free(km);
-        free(vm);
-        km = vm = NULL;
-        if (r < 0)
-            break;
-        for (size_t i = 0; i < pg.nversions && r == 0 && more; i++) {
-            more = strcmp(pg.versions[i].o.key, key) == 0;
-            if (more)
-                r = take(kv, &pg.versions[i]);
-        }
-        km = pg.next_key;
-        vm = pg.next_version;
-        pg.next_key = pg.next_version = NULL;
-        bfs_s3_version_page_done(&pg);
-    } while (r == 0 && more && km && !kv->truncated);
-    free(km);
-    free(vm);
-    return r;
-}
-
-static int json_str(struct bfs_buf *b, const char *s)
-{
-    int r = bfs_buf_adds(b, "\"");
-
-    for (; *s && r == 0; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\')
-            r = bfs_buf_addf(b, "\\%c", c);
-        else if (c < 0x20)
-            r = bfs_buf_addf(b, "\\u%04x", c);
-        else
-            r = bfs_buf_add(b, s, 1);
-    }
-    return r == 0 ? bfs_buf_adds(b, "\"") : r;
+    kv->key = key;
+    return bfs_s3_list_versions_each(m->client, m->bucket, &p, take_page, kv, NULL);
 }
 
 static int version_json(struct bfs_buf *b, const struct bfs_s3_version *v)
@@ -130,7 +106,7 @@ static int version_json(struct bfs_buf *b, const struct bfs_s3_version *v)
              (int)(v->o.mtime_ns / 1000000 % 1000));
     r = bfs_buf_adds(b, "{\"version_id\":");
     if (r == 0)
-        r = json_str(b, v->version_id);
+        r = fs_json_str(b, v->version_id);
     if (r == 0)
         r = bfs_buf_addf(b, ",\"last_modified\":\"%s\",\"mtime_ns\":%lld,\"size\":%llu,"
                             "\"etag\":\"%.*s\",\"latest\":%s,\"delete_marker\":%s}",
@@ -146,7 +122,7 @@ static int versions_json(const char *key, const struct key_versions *kv, struct 
     int r = bfs_buf_adds(b, "{\"key\":");
 
     if (r == 0)
-        r = json_str(b, key);
+        r = fs_json_str(b, key);
     if (r == 0)
         r = bfs_buf_adds(b, ",\"versions\":[");
     for (i = 0; i < kv->n && r == 0 && b->len < ANSWER_MAX; i++) {
@@ -170,7 +146,7 @@ static int error_json(struct bfs_buf *b, const char *msg, const char *detail)
     if (r == 0)
         r = bfs_buf_adds(b, "{\"error\":");
     if (r == 0)
-        r = json_str(b, bfs_buf_str(&t));
+        r = fs_json_str(b, bfs_buf_str(&t));
     if (r == 0)
         r = bfs_buf_adds(b, "}");
     bfs_buf_done(&t);

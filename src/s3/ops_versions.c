@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ops_versions.c: the bucket-level requests of versioned buckets:
- * ListObjectVersions (one page per call; the caller follows KeyMarker and
- * VersionIdMarker, as it follows continuation tokens of ListObjectsV2) and
+ * ListObjectVersions (one page per call, or every page in turn following
+ * KeyMarker and VersionIdMarker, so the caller decides what to keep) and
  * GetBucketVersioning. Reading, heading and copying one version are the
  * single-object operations of ops_object.c with a version id.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "s3-int.h"
 
@@ -43,6 +44,37 @@ int bfs_s3_list_versions(struct bfs_s3_client *c, const char *bucket,
     }
     s3_request_done(&r);
     return rc;
+}
+
+int bfs_s3_list_versions_each(struct bfs_s3_client *c, const char *bucket,
+                              const struct bfs_s3_version_params *p,
+                              int (*fn)(void *ctx, struct bfs_s3_version_page *pg), void *ctx,
+                              struct bfs_s3_error *reterr)
+{
+    struct bfs_s3_version_params q = *p;
+    char *km = NULL, *vm = NULL;
+    int r;
+
+    do {
+        struct bfs_s3_version_page pg;
+
+        r = bfs_s3_list_versions(c, bucket, &q, &pg, reterr);
+        free(km);
+        free(vm);
+        km = vm = NULL;
+        if (r < 0)
+            break;
+        r = fn(ctx, &pg);
+        km = pg.next_key; /* the next request's markers */
+        vm = pg.next_version;
+        pg.next_key = pg.next_version = NULL;
+        bfs_s3_version_page_done(&pg);
+        q.key_marker = km;
+        q.version_marker = vm;
+    } while (r == 0 && km);
+    free(km);
+    free(vm);
+    return r < 0 ? r : 0;
 }
 
 int bfs_s3_bucket_versioning(struct bfs_s3_client *c, const char *bucket, char ret[16],
