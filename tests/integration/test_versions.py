@@ -128,7 +128,9 @@ class AsOfTest(VersionsCase):
             self.assertEqual(tm.read_all(m.path("old", "models", "m.pkl")), one,
                              "blocks of the two versions mixed in the cache")
             etag = os.getxattr(m.path("old", "models", "m.pkl"), "user.s3.etag").decode()
-            self.assertIn(tm.md5hex(one), etag)
+            self.assertEqual(etag, tm.md5hex(one))
+            self.assertEqual(os.getxattr(m.path("old", "models", "m.pkl"),
+                                         "user.s3.version_id").decode(), v1)
         with self.past(before) as m:
             self.assertFalse(os.path.exists(m.path("old", "models", "m.pkl")))
 
