@@ -42,6 +42,9 @@ struct bfs_mapping {
     char *sse_kms_key_id;
     char *sse_c_key_file;
     char *storage_class;
+    int64_t as_of_ns;      /* 0: the bucket as it is; else a read-only view of the
+                            * versions as they were then (ns since the epoch;
+                            * a relative as_of is fixed when it is parsed) */
     int line;              /* where it was defined (0: --map) */
 };
 

@@ -225,7 +225,8 @@ struct bfs_s3_object {
 };
 void bfs_s3_object_done(struct bfs_s3_object *o);
 /* Copies an ETag into out with the double quotes S3 normally sends
- * (some servers leave them off in some replies). */
+ * (some servers leave them off in some replies); one that starts quoted
+ * is copied as it is. */
 void bfs_s3_etag_normalize(const char *in, char out[BFS_S3_ETAG_MAX]);
 
 /* Where a request body comes from: memory, or a range of a file (pread). */
@@ -288,6 +289,7 @@ struct bfs_s3_get_params {
     uint64_t first, last;
     const char *if_match;     /* ETag; a mismatch fails with -ESTALE (412) */
     const char *if_none_match; /* ETag; a match fails with -EALREADY (304) */
+    const char *version_id;   /* that version of the object (versionId); NULL: latest */
 };
 /* Returns the number of bytes delivered to the sink. ret_info (may be NULL)
  * gets size (whole object), etag, mtime, content type and metadata. A
@@ -320,6 +322,7 @@ struct bfs_s3_copy_params {
     const char *if_match;     /* source must have this ETag */
     const char *dst_if_match; /* the destination must be this version (ETag) */
     const char *dst_if_none_match; /* "*": the destination must not exist */
+    const char *src_version_id; /* copy that version of the source (NULL: latest) */
     const struct bfs_s3_header *extra;
     size_t nextra;
 };
@@ -403,6 +406,53 @@ int bfs_s3_mpu_list(struct bfs_s3_client *c, const char *bucket, const char *pre
 /* The part size that fits size into at most BFS_S3_PARTS_MAX parts, no
  * smaller than preferred (rounded up to whole MiB). */
 uint64_t bfs_s3_part_size(uint64_t size, uint64_t preferred);
+
+/* ---- versioned buckets (s3/ops_versions.c) ---- */
+
+#define BFS_S3_VERSION_ID_MAX 128 /* AWS and RGW send 32 characters, "null" */
+
+/* One entry of ListObjectVersions: a version or a delete marker. */
+struct bfs_s3_version {
+    struct bfs_s3_object o;  /* key, size (0 for a marker), etag, mtime_ns */
+    char version_id[BFS_S3_VERSION_ID_MAX];
+    int latest;              /* IsLatest */
+    int delete_marker;
+};
+struct bfs_s3_version_params {
+    const char *prefix;
+    const char *delimiter;
+    const char *key_marker;     /* the previous page's next_key */
+    const char *version_marker; /* the previous page's next_version */
+    int max_keys;               /* 0: server default (1000) */
+};
+struct bfs_s3_version_page {
+    struct bfs_s3_version *versions; /* by key, each key's newest first */
+    size_t nversions;
+    char **prefixes;                 /* common prefixes, with the delimiter */
+    size_t nprefixes;
+    char *next_key, *next_version;   /* non-NULL when truncated (next_version may be "") */
+};
+void bfs_s3_version_page_done(struct bfs_s3_version_page *p);
+/* One page of ListObjectVersions (versions and delete markers in the
+ * order S3 sends them). Keys come decoded (encoding-type=url). */
+int bfs_s3_list_versions(struct bfs_s3_client *c, const char *bucket,
+                         const struct bfs_s3_version_params *p, struct bfs_s3_version_page *ret,
+                         struct bfs_s3_error *reterr);
+/* Every page from p's markers on, each handed to fn (which may take what
+ * it wants out of it; the page is freed after). fn returns 0 to go on,
+ * 1 to stop (success), or a negative errno, which is returned. */
+int bfs_s3_list_versions_each(struct bfs_s3_client *c, const char *bucket,
+                              const struct bfs_s3_version_params *p,
+                              int (*fn)(void *ctx, struct bfs_s3_version_page *pg), void *ctx,
+                              struct bfs_s3_error *reterr);
+/* GetBucketVersioning: "Enabled", "Suspended", or "" for a bucket that
+ * never had versioning. */
+int bfs_s3_bucket_versioning(struct bfs_s3_client *c, const char *bucket, char ret[16],
+                             struct bfs_s3_error *reterr);
+/* HeadObject of one version (version_id NULL: the latest; ops_object.c). */
+int bfs_s3_head_version(struct bfs_s3_client *c, const char *bucket, const char *key,
+                        const char *version_id, struct bfs_s3_object *ret,
+                        struct bfs_s3_error *reterr);
 
 /* ---- presigned URLs ---- */
 

@@ -106,6 +106,9 @@ void bfs_time_amz(time_t t, char out[17]);
 /* ISO 8601 as S3 writes it ("2009-10-12T17:50:30.000Z"; also "+02:00"
  * offsets) to ns since the epoch. */
 int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns);
+/* A point in time as a user gives it: ISO 8601 ("2026-11-11T12:00:00Z";
+ * UTC without an offset) or a duration before now_ns ("-24h", "-90m"). */
+int bfs_parse_time_spec(const char *s, int64_t now_ns, int64_t *ret_ns);
 /* RFC 7231 HTTP date ("Wed, 12 Oct 2009 17:50:00 GMT") to ns since the epoch. */
 int bfs_time_parse_http(const char *s, int64_t *ret_ns);
 /* "90", "90s", "15m", "2h", "7d" to seconds; -EINVAL otherwise. */

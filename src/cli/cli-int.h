@@ -67,5 +67,7 @@ int cli_status(int argc, char **argv);
 int cli_sync(int argc, char **argv);
 int cli_presign(int argc, char **argv);
 int cli_prefetch(int argc, char **argv);
+int cli_versions(int argc, char **argv);
+int cli_restore(int argc, char **argv);
 
 #endif

@@ -31,7 +31,9 @@ int bfs_cli_subcommand(int argc, char **argv)
     } cmds[] = {{"status", cli_status},
                 {"sync", cli_sync},
                 {"presign", cli_presign},
-                {"prefetch", cli_prefetch}};
+                {"prefetch", cli_prefetch},
+                {"versions", cli_versions},
+                {"restore", cli_restore}};
 
     if (argc < 1 || !argv[0])
         return -1;

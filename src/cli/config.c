@@ -16,7 +16,7 @@
 #include "bucketfs/util.h"
 
 enum vtype { V_STR, V_BOOL, V_SIZE, V_DURATION, V_INT, V_MODE, V_PATHSTYLE, V_SSE, V_ID,
-             V_LISTMETA, V_CONFLICTS };
+             V_LISTMETA, V_CONFLICTS, V_ASOF };
 
 /* Where a key may appear. */
 #define K_GLOBAL 1
@@ -49,6 +49,7 @@ static const struct key keys[] = {
     {"bucket", V_STR, K_MAP},           {"prefix", V_STR, K_MAP},
     {"sse", V_SSE, K_MAP},              {"sse_kms_key_id", V_STR, K_MAP},
     {"sse_c_key_file", V_STR, K_MAP},   {"storage_class", V_STR, K_MAP},
+    {"as_of", V_ASOF, K_MAP},
 };
 
 static const struct key *find_key(const char *name)
@@ -170,6 +171,7 @@ static const char *type_hint(enum vtype t)
     case V_ID: return "expected a number";
     case V_LISTMETA: return "expected none, small or all";
     case V_CONFLICTS: return "expected keep-both or overwrite";
+    case V_ASOF: return "expected a UTC time (2026-11-11T12:00:00Z) or a duration before now (-24h)";
     default: return "bad value";
     }
 }
@@ -293,6 +295,9 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
         *(m ? &m->conflicts : &c->conflicts) =
             !strcmp(v, "overwrite") ? BFS_CONFLICTS_OVERWRITE : BFS_CONFLICTS_KEEP_BOTH;
         return 0;
+    case V_ASOF:
+        return bfs_parse_time_spec(v, bfs_now_ns(), &m->as_of_ns) < 0 || m->as_of_ns <= 0
+                   ? -EINVAL : 0;
     case V_SSE:
         if (!strcmp(v, "AES256") || !strcmp(v, "aws:kms") || !strcmp(v, "sse-c"))
             return set_str(&m->sse, v);
@@ -493,6 +498,25 @@ int bfs_config_option(struct bfs_config *c, const char *item, char *err, size_t 
     return set_key(c, NULL, key, eq + 1, where, err, errlen);
 }
 
+/* "s3://bucket/prefix@TIME": a key may hold '@', so only a last '@' that
+ * a time follows makes the view as of then. Cuts it from the bucket or
+ * prefix it ended. */
+static int split_as_of(struct bfs_mapping *m)
+{
+    char *s = m->prefix[0] ? m->prefix : m->bucket, *at = strrchr(s, '@');
+    size_t n;
+
+    if (!at || bfs_parse_time_spec(at + 1, bfs_now_ns(), &m->as_of_ns) < 0)
+        return 0;
+    if (m->as_of_ns <= 0 || at == m->bucket)
+        return -EINVAL;
+    *at = '\0';
+    n = strlen(m->prefix);
+    if (n > 0 && m->prefix[n - 1] != '/')
+        return set_prefix(&m->prefix, m->prefix); /* it ends in '/' again */
+    return 0;
+}
+
 int bfs_config_add_map(struct bfs_config *c, const char *spec, char *err, size_t errlen)
 {
     const char *eq = strchr(spec, '='), *url, *slash;
@@ -527,6 +551,8 @@ int bfs_config_add_map(struct bfs_config *c, const char *spec, char *err, size_t
         return -ENOMEM;
     m->bucket = slash ? strndup(url, (size_t)(slash - url)) : strdup(url);
     r = m->bucket ? set_prefix(&m->prefix, slash ? slash + 1 : "") : -ENOMEM;
+    if (r == 0)
+        r = split_as_of(m);
     if (r < 0)
         snprintf(err, errlen, "--map %s: %s", spec, strerror(-r));
     return r;
@@ -565,8 +591,8 @@ int bfs_config_finish(struct bfs_config *c, const char *mountpoint, char *err, s
                      m->line ? "" : " (--map)");
             return -EINVAL;
         }
-        if (m->read_only < 0)
-            m->read_only = c->read_only;
+        if (m->read_only < 0 || m->as_of_ns)
+            m->read_only = m->as_of_ns ? 1 : c->read_only; /* the past cannot change */
         if (m->conflicts < 0)
             m->conflicts = c->conflicts;
         /* aws:kms without a key id is allowed: S3 uses the AWS-managed key */

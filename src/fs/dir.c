@@ -274,8 +274,11 @@ int fs_list_remote(struct bfs_fs *fs, uint64_t ino, int learn)
         struct bfs_s3_list_page pg;
         size_t from = l.n;
 
-        r = l.n == 0 && !token && first_page_take(fs, ino, &pg, &since) == 0
-                ? 0 : bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
+        if (m->as_of_ns) /* every page of versions at once (asof.c) */
+            r = fs_asof_list(m, prefix, &pg);
+        else
+            r = l.n == 0 && !token && first_page_take(fs, ino, &pg, &since) == 0
+                    ? 0 : bfs_s3_list_objects(m->client, m->bucket, &p, &pg, NULL);
         free(token);
         token = NULL;
         if (r < 0)

@@ -130,8 +130,8 @@ static int sink_reset(void *ctx)
 static int fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
 {
     uint64_t first = in->idx * fs->block;
-    struct bfs_s3_get_params p = {.ranged = 1, .first = first, .last = first + in->len - 1,
-                                  .if_match = t->etag};
+    struct bfs_s3_get_params p = {.ranged = 1, .first = first, .last = first + in->len - 1};
+    char real[BFS_S3_ETAG_MAX], vid[BFS_S3_VERSION_ID_MAX];
     struct fetching fc = {.fs = fs, .in = in};
     struct bfs_s3_sink sink = {.write = sink_write, .reset = sink_reset, .ctx = &fc};
     int64_t n;
@@ -143,6 +143,7 @@ static int fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
         return 0;
     }
     atomic_fetch_add(&fs->ranged_gets, 1);
+    fs_get_version(t->etag, &p, real, vid); /* the version an as_of file shows */
     n = bfs_s3_get_object(t->client, t->bucket, t->key, &p, &sink, NULL, NULL);
     if (n < 0)
         return (int)n;

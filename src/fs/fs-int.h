@@ -48,6 +48,7 @@ struct mapping {
     char *prefix;             /* "" or ending in '/' */
     struct bfs_s3_client *client; /* borrowed from fs->clients */
     int read_only;
+    int64_t as_of_ns;         /* immutable: 0, or the time the view shows (asof.c) */
     uint64_t ino;
     /* The first page of keys under prefix, listed without a delimiter by
      * the mount's check (bfs_fs_check): it shows which directories exist
@@ -600,10 +601,41 @@ void fs_conflict_record(struct bfs_fs *fs, const struct mapping *m, int kind, co
                         const char *copy);
 void fs_conflicts_free(struct bfs_fs *fs);
 
+/* ---- asof.c: mappings as of a time ---- */
+/* "ETAG"@VERSIONID, the ETag an as_of node carries (asof.c DESIGN 2);
+ * -ENAMETOOLONG when it does not fit. */
+int fs_asof_etag(const char *etag, const char *version_id, char out[BFS_S3_ETAG_MAX]);
+/* Whether etag names a version; then its real ETag and version id. */
+int fs_etag_version(const char *etag, char real[BFS_S3_ETAG_MAX],
+                    char vid[BFS_S3_VERSION_ID_MAX]);
+/* Sets p's If-Match (and versionId) for reading the object etag names;
+ * real and vid hold what p points at. */
+void fs_get_version(const char *etag, struct bfs_s3_get_params *p, char real[BFS_S3_ETAG_MAX],
+                    char vid[BFS_S3_VERSION_ID_MAX]);
+/* HEAD of key as a node with etag shows it (its version, for an as_of
+ * node; o->etag is then etag). etag may be NULL: the latest. */
+int fs_object_head(struct mapping *m, const char *key, const char *etag,
+                   struct bfs_s3_object *o);
+/* Directory prefix of m as of m->as_of_ns, as one page of ListObjectsV2
+ * would show it (every page of versions read). Caller frees ret. */
+int fs_asof_list(struct mapping *m, const char *prefix, struct bfs_s3_list_page *ret);
+/* The mount's check of an as_of mapping: its bucket keeps versions. */
+int fs_asof_check(struct mapping *m, char *err, size_t errlen);
+
+/* ---- versions.c ---- */
+/* user.bucketfs.versions/NAME and user.bucketfs.restore/SPEC/NAME of
+ * directory ino (what follows "user.bucketfs."): the versions of a file,
+ * or making one current again; a JSON answer into b. */
+int fs_versions_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bfs_buf *b);
+
 /* ---- report.c ---- */
 /* The user.bucketfs.WHAT attributes other than stats ("uploads",
  * "presign.SECS") of ino into b; -ENODATA for an unknown WHAT. */
 int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bfs_buf *b);
+/* Appends s as a JSON string (quoted, escaped). */
+int fs_json_str(struct bfs_buf *b, const char *s);
+/* Whether ino has data that is not in S3 yet (the object is older or absent). */
+int fs_not_uploaded(struct bfs_fs *fs, uint64_t ino);
 
 /* ---- xattr.c ---- */
 /* "xattr-" + the attribute name after "user.", escaped so that S3's

@@ -105,7 +105,7 @@ static int overrides(const struct bfs_mapping *m)
 /* Adds a mapping and its directory row under the root. Caller holds no lock. */
 static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
                        const char *prefix, struct bfs_s3_client *client, int read_only,
-                       int conflicts)
+                       int conflicts, int64_t as_of_ns)
 {
     struct bfs_node n = {.parent = BFS_ROOT_INO, .kind = BFS_KIND_DIR,
                          .mtime_ns = bfs_now_ns()};
@@ -121,6 +121,7 @@ static int add_mapping(struct bfs_fs *fs, const char *name, const char *bucket,
     m->prefix = strdup(prefix);
     m->client = client;
     m->read_only = read_only;
+    m->as_of_ns = as_of_ns;
     m->conflicts = conflicts;
     atomic_init(&m->conditions, COND_UNKNOWN);
     atomic_init(&m->mpu_conditions, COND_UNKNOWN);
@@ -165,7 +166,7 @@ int fs_maps_refresh(struct bfs_fs *fs)
         pthread_mutex_unlock(&fs->lock);
         if (!known && fs_name_valid(l.names[i], strlen(l.names[i])))
             r = add_mapping(fs, l.names[i], l.names[i], "", fs->clients[0], fs->cfg->read_only,
-                            fs->cfg->conflicts);
+                            fs->cfg->conflicts, 0);
     }
     bfs_s3_bucket_list_done(&l);
     pthread_mutex_lock(&fs->lock);
@@ -188,7 +189,8 @@ static int setup_maps(struct bfs_fs *fs, char *err, size_t errlen)
         if (overrides(m))
             r = make_client(fs, m, &m->conn, m->bucket, &cl, err, errlen);
         if (r == 0)
-            r = add_mapping(fs, m->name, m->bucket, m->prefix, cl, m->read_only, m->conflicts);
+            r = add_mapping(fs, m->name, m->bucket, m->prefix, cl, m->read_only, m->conflicts,
+                            m->as_of_ns);
         if (r < 0 && !err[0])
             snprintf(err, errlen, "mapping %s: %s", m->name, strerror(-r));
     }
@@ -320,6 +322,10 @@ int bfs_fs_check(struct bfs_fs *fs, char *err, size_t errlen)
         struct bfs_s3_list_params p = {.prefix = m->prefix, .max_keys = 1000};
         struct bfs_s3_list_page pg;
 
+        if (m->as_of_ns) { /* no top keys: they would be today's */
+            r = fs_asof_check(m, err, errlen);
+            continue;
+        }
         r = bfs_s3_list_objects(m->client, m->bucket, &p, &pg, &e);
         if (r == 0) {
             fs_top_keep(m, &pg);

@@ -392,7 +392,7 @@ static int head_into(struct bfs_fs *fs, struct mapping *m, const char *key, stru
                      int *seen)
 {
     struct bfs_s3_object o = {0};
-    int r = bfs_s3_head_object(m->client, m->bucket, key, &o, NULL);
+    int r = fs_object_head(m, key, n->etag, &o);
 
     return learn_object(fs, n, &o, r, seen);
 }
@@ -446,6 +446,35 @@ static int head_child(struct bfs_fs *fs, uint64_t parent, struct bfs_node *n, in
     return r;
 }
 
+/* Whether ino is in a mapping as of a time (asof.c). */
+static int in_as_of(struct bfs_fs *fs, uint64_t ino)
+{
+    struct mapping *m;
+    char *key = NULL;
+    int r = fs_inode_target(fs, ino, &m, &key, NULL);
+
+    free(key);
+    return r == 0 && m->as_of_ns;
+}
+
+/* find() in a mapping as of a time: the names are those of the listing
+ * of versions (a HEAD or a LIST would tell today's), and a name's
+ * metadata is asked of its version once. */
+static int find_as_of(struct bfs_fs *fs, uint64_t parent, const char *name,
+                      struct bfs_node *n, int listed)
+{
+    int r = listed ? 0 : fs_list_remote(fs, parent, 0), seen = 0;
+
+    if (r < 0 && !(bfs_store_listing_time(fs->store, parent) && fs_stale_ok(fs, r)))
+        return r;
+    r = bfs_store_node_lookup(fs->store, parent, name, n);
+    if (r == 0 && n->kind != BFS_KIND_DIR && !(n->meta & BFS_META_HEADED))
+        r = head_child(fs, parent, n, &seen);
+    if (r == -ENOENT)
+        fs_negative_add(fs, parent, name);
+    return r;
+}
+
 /* Finds parent/name without touching the kernel's counts. */
 static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs_node *n)
 {
@@ -458,6 +487,8 @@ static int find(struct bfs_fs *fs, uint64_t parent, const char *name, struct bfs
         return -ENOENT;
     listed_ns = bfs_store_listing_time(fs->store, parent);
     listed = fs_fresh(fs, listed_ns);
+    if (in_as_of(fs, parent))
+        return find_as_of(fs, parent, name, n, listed);
     r = row = bfs_store_node_lookup(fs->store, parent, name, n);
     /* a local row (written here, upload pending) is the truth: S3 has not
      * seen it yet */
@@ -573,7 +604,11 @@ static int revalidate(struct bfs_fs *fs, uint64_t ino, struct bfs_node *n, int64
     if (fs_fresh_within(fs, n->fetched_ns, window_ms) && (n->meta & BFS_META_HEADED))
         return 0;
     r = fs_inode_target(fs, ino, &m, &key, NULL);
-    get = get && r == 0 && n->size > 0 && n->kind == BFS_KIND_FILE && n->etag[0] &&
+    if (r == 0 && m->as_of_ns && (n->meta & BFS_META_HEADED)) {
+        free(key);
+        return 0; /* a version never changes (asof.c DESIGN 3) */
+    }
+    get = get && r == 0 && !m->as_of_ns && n->size > 0 && n->kind == BFS_KIND_FILE && n->etag[0] &&
           !bfs_store_block_has(fs->store, ino, n->etag, 0) &&
           !fs_inflight_has(fs, ino, n->etag, 0); /* a read just fetched it */
     if (r == 0)
@@ -661,8 +696,10 @@ int bfs_fs_fgetattr(struct bfs_fs *fs, uint64_t ino, struct bfs_file *f, struct 
 int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
 {
     struct bfs_s3_sink sink = {.buf = buf, .cap = size - 1};
+    struct bfs_s3_get_params gp = {0};
     struct bfs_s3_object o = {0};
     struct bfs_node n = {0};
+    char real[BFS_S3_ETAG_MAX], vid[BFS_S3_VERSION_ID_MAX];
     struct mapping *m;
     char *key = NULL;
     char etag[BFS_S3_ETAG_MAX];
@@ -683,8 +720,12 @@ int bfs_fs_readlink(struct bfs_fs *fs, uint64_t ino, char *buf, size_t size)
         buf[got] = '\0';
         return (int)got;
     }
-    got = bfs_s3_get_object(m->client, m->bucket, key, NULL, &sink, &o, NULL);
+    fs_get_version(n.etag, &gp, real, vid);
+    gp.if_match = NULL; /* the link is read whatever it became (its ETag is checked below) */
+    got = bfs_s3_get_object(m->client, m->bucket, key, &gp, &sink, &o, NULL);
     free(key);
+    if (got >= 0 && gp.version_id) /* the version's ETag is the node's */
+        snprintf(o.etag, sizeof(o.etag), "%s", n.etag);
     if (got >= 0) {
         bfs_s3_etag_normalize(o.etag, etag);
         if (strcmp(etag, n.etag) == 0 && !n.local)

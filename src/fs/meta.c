@@ -86,7 +86,12 @@ static void run(struct meta_learn *ml, struct meta_job *j)
     const char *bucket = ml->m->bucket;
 
     atomic_fetch_add(&ml->fs->meta_requests, 1);
-    j->r = bfs_s3_head_object(c, bucket, j->key, &j->o, NULL);
+    if (ml->m->as_of_ns && j->dir)
+        j->r = -ENOENT; /* no version of a marker is known: defaults (asof.c) */
+    else if (ml->m->as_of_ns)
+        j->r = fs_object_head(ml->m, j->key, j->etag, &j->o);
+    else
+        j->r = bfs_s3_head_object(c, bucket, j->key, &j->o, NULL);
     if (j->r == 0 && !j->dir) {
         char etag[BFS_S3_ETAG_MAX];
 

@@ -225,7 +225,7 @@ static int add_open_files(struct report *rp)
     return r;
 }
 
-static int json_str(struct bfs_buf *b, const char *s)
+int fs_json_str(struct bfs_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     int r = bfs_buf_add(b, "\"", 1);
@@ -249,7 +249,7 @@ static int item_json(const struct item *it, struct bfs_buf *b)
     int r = bfs_buf_adds(b, "{\"path\":");
 
     if (r == 0)
-        r = json_str(b, it->path);
+        r = fs_json_str(b, it->path);
     if (r == 0)
         r = bfs_buf_addf(b,
                          ",\"state\":\"%s\",\"size\":%llu,\"sent\":%llu,\"attempts\":%d,"
@@ -257,7 +257,7 @@ static int item_json(const struct item *it, struct bfs_buf *b)
                          state_names[it->state], (unsigned long long)it->size,
                          (unsigned long long)it->sent, it->attempts, (long long)it->retry_in_s);
     if (r == 0)
-        r = json_str(b, it->error ? it->error : "");
+        r = fs_json_str(b, it->error ? it->error : "");
     return r == 0 ? bfs_buf_add(b, "}", 1) : r;
 }
 
@@ -347,11 +347,11 @@ static int conflicts_json(struct report *rp, struct bfs_buf *b, int take)
                                         kind_names[c->kind])
                          : -ENOMEM;
         if (r == 0)
-            r = json_str(b, path);
+            r = fs_json_str(b, path);
         if (r == 0)
             r = bfs_buf_adds(b, ",\"copy\":");
         if (r == 0)
-            r = json_str(b, copy);
+            r = fs_json_str(b, copy);
         if (r == 0)
             r = bfs_buf_addf(b, ",\"age_s\":%lld}",
                              (long long)((bfs_now_ns() - c->at_ns) / 1000000000));
@@ -377,7 +377,7 @@ static int unprotected_json(struct bfs_fs *fs, struct bfs_buf *b)
             continue;
         r = bfs_buf_adds(b, listed++ ? "," : "");
         if (r == 0)
-            r = json_str(b, fs->maps[i]->name);
+            r = fs_json_str(b, fs->maps[i]->name);
     }
     pthread_mutex_unlock(&fs->lock);
     return r == 0 ? bfs_buf_add(b, "]", 1) : r;
@@ -406,8 +406,7 @@ static int uploads(struct bfs_fs *fs, uint64_t ino, struct bfs_buf *b, int take)
     return r;
 }
 
-/* Whether ino has data that is not in S3 yet (the object is older or absent). */
-static int not_uploaded(struct bfs_fs *fs, uint64_t ino)
+int fs_not_uploaded(struct bfs_fs *fs, uint64_t ino)
 {
     struct wfile *w = fs_wfile_find(fs, ino);
     struct bfs_node n;
@@ -440,7 +439,7 @@ static int presign(struct bfs_fs *fs, uint64_t ino, const char *secs, struct bfs
         return r;
     if (kind == BFS_KIND_DIR)
         r = -EISDIR;
-    else if (not_uploaded(fs, ino))
+    else if (fs_not_uploaded(fs, ino))
         r = -EAGAIN;
     else /* -ENOKEY when anonymous, -ENOTSUP with SSE-C */
         r = bfs_s3_presign_get(m->client, m->bucket, key, expires, time(NULL), &url);
@@ -461,5 +460,7 @@ int fs_report_xattr(struct bfs_fs *fs, uint64_t ino, const char *what, struct bf
     }
     if (strncmp(what, "presign.", 8) == 0)
         return presign(fs, ino, what + 8, b);
+    if (strncmp(what, "versions/", 9) == 0 || strncmp(what, "restore/", 8) == 0)
+        return fs_versions_xattr(fs, ino, what, b);
     return -ENODATA;
 }

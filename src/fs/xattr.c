@@ -89,6 +89,24 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
     return r;
 }
 
+/* etag (without S3's quotes, comparable with md5sum) and, in a mapping as
+ * of a time, version_id: the version the node shows (asof.c). */
+static int etag_attr(const struct bfs_node *n, const char *what, struct bfs_buf *b)
+{
+    char real[BFS_S3_ETAG_MAX], vid[BFS_S3_VERSION_ID_MAX];
+    const char *e = n->etag;
+
+    if (fs_etag_version(n->etag, real, vid))
+        e = real;
+    else if (!strcmp(what, "version_id"))
+        return -ENODATA;
+    if (!strcmp(what, "version_id"))
+        return bfs_buf_adds(b, vid);
+    if (strcmp(what, "etag") != 0)
+        return -ENODATA;
+    return bfs_buf_add(b, e + (e[0] == '"'), strlen(e) - (e[0] == '"' ? 2 : 0));
+}
+
 static int object_attr(struct bfs_fs *fs, uint64_t ino, const char *name, struct bfs_buf *b)
 {
     struct mapping *m;
@@ -104,10 +122,9 @@ static int object_attr(struct bfs_fs *fs, uint64_t ino, const char *name, struct
         r = bfs_buf_adds(b, key);
     else if (!strcmp(name, "user.s3.url"))
         r = bfs_buf_addf(b, "s3://%s/%s", m->bucket, key);
-    else if (!strcmp(name, "user.s3.etag") && bfs_store_node_get(fs->store, ino, &n) == 0 &&
-             n.etag[0]) /* without S3's quotes, comparable with md5sum */
-        r = bfs_buf_add(b, n.etag + (n.etag[0] == '"'),
-                        strlen(n.etag) - (n.etag[0] == '"' ? 2 : 0));
+    else if (!strncmp(name, "user.s3.", 8) && bfs_store_node_get(fs->store, ino, &n) == 0 &&
+             n.etag[0])
+        r = etag_attr(&n, name + 8, b);
     else
         r = -ENODATA;
     free(key);

@@ -319,7 +319,9 @@ void bfs_s3_etag_normalize(const char *in, char out[BFS_S3_ETAG_MAX])
 {
     size_t n = strlen(in);
 
-    if (n >= 2 && in[0] == '"' && in[n - 1] == '"')
+    /* quoted already; also what follows the quotes is kept (bucketfs's
+     * "ETAG"@VERSIONID of a version, fs/asof.c) */
+    if (n >= 2 && in[0] == '"' && strchr(in + 1, '"'))
         snprintf(out, BFS_S3_ETAG_MAX, "%s", in);
     else
         snprintf(out, BFS_S3_ETAG_MAX, "\"%.*s\"", BFS_S3_ETAG_MAX - 3, in);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ops_object.c: single-object operations: HeadObject, GetObject (ranged,
- * conditional), PutObject (metadata, Content-MD5 or SHA-256 checksum),
- * CopyObject (metadata COPY or REPLACE), DeleteObject, DeleteObjects.
+ * conditional, of one version), PutObject (metadata, Content-MD5 or SHA-256 checksum),
+ * CopyObject (metadata COPY or REPLACE, from one version), DeleteObject, DeleteObjects.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,10 +23,19 @@ static void take_info(struct s3_request *r, struct bfs_s3_object *ret)
 int bfs_s3_head_object(struct bfs_s3_client *c, const char *bucket, const char *key,
                        struct bfs_s3_object *ret, struct bfs_s3_error *reterr)
 {
+    return bfs_s3_head_version(c, bucket, key, NULL, ret, reterr);
+}
+
+int bfs_s3_head_version(struct bfs_s3_client *c, const char *bucket, const char *key,
+                        const char *version_id, struct bfs_s3_object *ret,
+                        struct bfs_s3_error *reterr)
+{
     struct s3_request r;
     int rc;
 
     s3_request_init(&r, BFS_S3_OP_HEAD, "HEAD", bucket, key);
+    if (version_id)
+        s3_request_query(&r, "versionId", version_id);
     rc = s3_request_perform(c, &r, reterr);
     if (rc == 0)
         take_info(&r, ret);
@@ -44,6 +53,8 @@ int64_t bfs_s3_get_object(struct bfs_s3_client *c, const char *bucket, const cha
 
     s3_request_init(&r, BFS_S3_OP_GET, "GET", bucket, key);
     r.sink = sink;
+    if (p && p->version_id)
+        s3_request_query(&r, "versionId", p->version_id);
     if (p && p->ranged) {
         snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)p->first,
                  (unsigned long long)p->last);
@@ -215,6 +226,10 @@ int bfs_s3_copy_object(struct bfs_s3_client *c, const char *src_bucket, const ch
         rc = bfs_buf_adds(&src, "/");
     if (rc == 0)
         rc = bfs_uri_encode(&src, src_key, strlen(src_key), 1);
+    if (rc == 0 && p->src_version_id) /* "/bucket/key?versionId=ID" */
+        rc = bfs_buf_adds(&src, "?versionId=");
+    if (rc == 0 && p->src_version_id)
+        rc = bfs_uri_encode(&src, p->src_version_id, strlen(p->src_version_id), 0);
     if (rc < 0) {
         bfs_s3_error_set(reterr, rc, 0, "RequestTooLarge", "key too long");
         bfs_buf_done(&src);

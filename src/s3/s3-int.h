@@ -180,6 +180,9 @@ int s3_xml_error(const char *xml, size_t len, struct bfs_s3_error *e);
 int s3_xml_list_buckets(const char *xml, size_t len, struct bfs_s3_bucket_list *ret);
 int s3_xml_list_objects(const char *xml, size_t len, struct bfs_s3_list_page *ret);
 int s3_xml_upload_id(const char *xml, size_t len, char **ret);
+int s3_xml_list_versions(const char *xml, size_t len, struct bfs_s3_version_page *ret);
+/* Status of a VersioningConfiguration ("" when absent). */
+int s3_xml_versioning(const char *xml, size_t len, char ret[16]);
 /* ETag of CopyObjectResult / CompleteMultipartUploadResult. An <Error>
  * document fills e and returns its errno (S3 may send one with 200). */
 int s3_xml_etag(const char *xml, size_t len, char etag[BFS_S3_ETAG_MAX],

@@ -337,6 +337,135 @@ int s3_xml_list_objects(const char *xml, size_t len, struct bfs_s3_list_page *re
     return 0;
 }
 
+void bfs_s3_version_page_done(struct bfs_s3_version_page *p)
+{
+    for (size_t i = 0; p->versions && i < p->nversions; i++)
+        bfs_s3_object_done(&p->versions[i].o);
+    for (size_t i = 0; p->prefixes && i < p->nprefixes; i++)
+        free(p->prefixes[i]);
+    free(p->versions);
+    free(p->prefixes);
+    free(p->next_key);
+    free(p->next_version);
+    memset(p, 0, sizeof(*p));
+}
+
+/* A <Version> or <DeleteMarker> (which has no Size and no ETag). */
+static int parse_version(xmlNodePtr n, int encoded, struct bfs_s3_version *v)
+{
+    char *key = child_text(n, "Key"), *id = child_text(n, "VersionId");
+    char *latest = child_text(n, "IsLatest"), *size = NULL;
+    char *etag = NULL, *lm = child_text(n, "LastModified");
+    int64_t sz = 0;
+    int r = -EPROTO;
+
+    memset(v, 0, sizeof(*v));
+    v->delete_marker = is(n, "DeleteMarker");
+    if (!v->delete_marker) {
+        size = child_text(n, "Size");
+        etag = child_text(n, "ETag");
+    }
+    if (!key || !id || !*id || strlen(id) >= sizeof(v->version_id) || !lm ||
+        bfs_time_parse_iso8601(lm, &v->o.mtime_ns) < 0 ||
+        (!v->delete_marker && (!size || bfs_parse_int(size, 0, INT64_MAX, &sz) < 0)))
+        goto out;
+    r = decode_key(key, encoded, &v->o.key);
+    key = NULL;
+    if (r < 0)
+        goto out;
+    memcpy(v->version_id, id, strlen(id) + 1);
+    v->o.size = (uint64_t)sz;
+    v->latest = latest && strcmp(latest, "true") == 0;
+    if (etag)
+        bfs_s3_etag_normalize(etag, v->o.etag);
+out:
+    free(key);
+    free(id);
+    free(latest);
+    free(size);
+    free(etag);
+    free(lm);
+    return r;
+}
+
+/* NextKeyMarker and NextVersionIdMarker of a truncated page. */
+static int version_markers(xmlNodePtr root, int encoded, struct bfs_s3_version_page *pg)
+{
+    char *trunc = child_text(root, "IsTruncated"), *key;
+    int r = 0;
+
+    if (trunc && strcmp(trunc, "true") == 0) {
+        key = child_text(root, "NextKeyMarker");
+        pg->next_version = child_text(root, "NextVersionIdMarker");
+        if (!pg->next_version)
+            pg->next_version = strdup("");
+        if (key && *key) {
+            r = decode_key(key, encoded, &pg->next_key); /* takes key */
+        } else {
+            free(key);
+            r = -EPROTO; /* truncated without a way to go on */
+        }
+        if (r == 0 && !pg->next_version)
+            r = -ENOMEM;
+    }
+    free(trunc);
+    return r;
+}
+
+int s3_xml_list_versions(const char *xml, size_t len, struct bfs_s3_version_page *ret)
+{
+    struct bfs_s3_version_page pg = {0};
+    xmlNodePtr root;
+    xmlDocPtr doc = parse(xml, len, "ListVersionsResult", &root);
+    char *enc;
+    int encoded, r = 0;
+
+    if (!doc)
+        return -EPROTO;
+    enc = child_text(root, "EncodingType");
+    encoded = enc && strcmp(enc, "url") == 0;
+    free(enc);
+    pg.versions = calloc(count_children(root, "Version") + count_children(root, "DeleteMarker") + 1,
+                         sizeof(*pg.versions));
+    pg.prefixes = calloc(count_children(root, "CommonPrefixes") + 1, sizeof(*pg.prefixes));
+    if (!pg.versions || !pg.prefixes)
+        r = -ENOMEM;
+    /* document order is the order of the versions: by key, newest first */
+    for (xmlNodePtr n = root->children; n && r == 0; n = n->next) {
+        if (is(n, "Version") || is(n, "DeleteMarker")) {
+            r = parse_version(n, encoded, &pg.versions[pg.nversions]);
+            if (r == 0)
+                pg.nversions++;
+        } else if (is(n, "CommonPrefixes")) {
+            r = parse_prefix(n, encoded, &pg.prefixes[pg.nprefixes]);
+            if (r == 0)
+                pg.nprefixes++;
+        }
+    }
+    if (r == 0)
+        r = version_markers(root, encoded, &pg);
+    xmlFreeDoc(doc);
+    if (r < 0) {
+        bfs_s3_version_page_done(&pg);
+        return r;
+    }
+    *ret = pg;
+    return 0;
+}
+
+int s3_xml_versioning(const char *xml, size_t len, char ret[16])
+{
+    xmlNodePtr root;
+    xmlDocPtr doc = parse(xml, len, "VersioningConfiguration", &root);
+
+    if (!doc)
+        return -EPROTO;
+    ret[0] = '\0';
+    copy_text(root, "Status", ret, 16);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
 int s3_xml_upload_id(const char *xml, size_t len, char **ret)
 {
     xmlNodePtr root;

@@ -92,6 +92,19 @@ int bfs_time_parse_iso8601(const char *s, int64_t *ret_ns)
     return 0;
 }
 
+int bfs_parse_time_spec(const char *s, int64_t now_ns, int64_t *ret_ns)
+{
+    int64_t secs;
+
+    if (s[0] == '-') { /* relative: how long before now */
+        if (bfs_parse_duration(s + 1, &secs) < 0 || secs > 100LL * 366 * 86400)
+            return -EINVAL;
+        *ret_ns = now_ns - secs * 1000000000;
+        return 0;
+    }
+    return bfs_time_parse_iso8601(s, ret_ns);
+}
+
 int bfs_time_parse_http(const char *s, int64_t *ret_ns)
 {
     struct tm tm = {0};

@@ -23,6 +23,7 @@ suites=(
   "test_transport --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
   "test_ops --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
   "test_prefetch --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
+  "test_versions --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
   "test_outage --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
   "test_fullcache --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
   "test_creds --bucketfs $build/bucketfs --cli $build/tests/tools/bfs-s3"
