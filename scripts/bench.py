@@ -755,6 +755,38 @@ def small_read_limit(ctx, rnd):
     ctx.add("small_read_requests", "curl", len(ctx.small_files))
 
 
+def server_copy(ctx, tool, rnd):
+    """13: cp of the big object to another name inside the mount (pipelines'
+    "save the model, then copy it to versions/"), on a fresh mount, timed
+    until the server has the copy. bucketfs makes it one CopyObject."""
+    z, cache = ctx.sizes, ctx.cache(tool, "copy%d" % rnd)
+    name = "out/copy-%s-%d.bin" % (tool.name, rnd)
+    mark = ctx.begin()
+    m = tool.mount(cache)
+    os.makedirs(os.path.join(m.root, "out"), exist_ok=True)
+    t0 = time.perf_counter()
+    run(["cp", os.path.join(m.root, "data/big.bin"), os.path.join(m.root, name)])
+    tool.settle(m, [name])
+    ctx.server.wait_keys(name, {name: z.big}, z.settle_s)
+    ctx.add("server_copy", tool.name, time.perf_counter() - t0)
+    req = ctx.finish("server_copy", m, mark, z.big, rnd)
+    if req:
+        ctx.add("server_copy_gets", tool.name, req.get("GET", 0))
+    ctx.server.delete_prefix("out/")
+    ctx.drop(cache)
+
+
+def server_copy_limit(ctx, rnd):
+    """One CopyObject by curl."""
+    s = ctx.server
+    name = "limit/copy-%d.bin" % rnd
+    dt, _ = s.curl(s.curl_auth() + 'url = "%s"\nrequest = "PUT"\nheader = "x-amz-copy-source: '
+                   '/%s/data/big.bin"\noutput = "/dev/null"\n' % (s.url(name), BUCKET))
+    ctx.add("server_copy", "curl", dt)
+    ctx.add("server_copy_gets", "curl", 0)
+    s.delete_prefix("limit/")
+
+
 def random_offsets(ctx, rnd):
     """The 4 KiB-aligned offsets of the cold random reads (the same for every tool and curl)."""
     rng = random.Random(rnd)
@@ -827,6 +859,7 @@ WORKLOADS = [
     (listing_meta, listing_meta_limit),
     (listing_remount, listing_remount_limit),
     (small_reread, small_reread_limit),
+    (server_copy, server_copy_limit),
 ]
 
 
@@ -855,6 +888,9 @@ def metrics(z):
         ("small_reread", "12. Small-file reads again: 9's cat on the same mount 2 s later (cached)",
          "s", False),
         ("small_reread_requests", "12. … requests sent for that cat", "requests", False),
+        ("server_copy", "13. Copy inside the mount: cp of the %s object to another name, until "
+         "in the server" % human(z.big), "s", False),
+        ("server_copy_gets", "13. … GETs sent for it", "requests", False),
         ("list_meta", "10. Listing with metadata: ls -l of %d objects carrying s3fs metadata, cold"
          % z.list_n, "s", False),
         ("list_meta_requests", "10. … requests sent for that ls -l", "requests", False),

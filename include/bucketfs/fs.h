@@ -92,6 +92,12 @@ int bfs_fs_open(struct bfs_fs *fs, uint64_t ino, int flags, struct bfs_file **re
  * handles on an older version of the file are open beside it. */
 int bfs_fs_file_direct(const struct bfs_file *f);
 /* Reads into buf; returns the byte count (short only at end of file). */
+/* copy_file_range from in to out (SPEC.md "Namespace operations"): the
+ * whole of a file that is in S3 into an empty file of the same bucket is
+ * one server-side copy, and the answer is its size; anything else is
+ * -EOPNOTSUPP, and the kernel copies the bytes through read and write. */
+ssize_t bfs_fs_copy_range(struct bfs_fs *fs, struct bfs_file *in, off_t off_in,
+                          struct bfs_file *out, off_t off_out, size_t len);
 ssize_t bfs_fs_read(struct bfs_fs *fs, struct bfs_file *f, char *buf, size_t size, off_t off);
 /* Bytes of a read that can be sent from a file descriptor (splice) rather
  * than copied: fd, off and len are borrowed until bfs_fs_read_ref_done. */

@@ -188,6 +188,16 @@ int fs_complete_check(struct mapping *m, const char *key, const struct bfs_s3_pu
     return r;
 }
 
+int fs_version_is(struct mapping *m, const char *key, const char *known)
+{
+    int r;
+
+    if (m->conflicts != BFS_CONFLICTS_KEEP_BOTH || !known)
+        return 0;
+    r = version_at(m, key, known, NULL); /* "": nothing may be there */
+    return r == -ENOENT ? 0 : r;
+}
+
 int fs_delete_guarded(struct mapping *m, const char *key, const char *known)
 {
     int r;

@@ -379,6 +379,7 @@ struct bfs_fs {
     atomic_uint_fast64_t stale_serves; /* answers from the cache past their TTL
                                         * because S3 did not answer */
     atomic_uint_fast64_t kernel_invals; /* kernel entries and inodes invalidated */
+    atomic_uint_fast64_t copies, copied_bytes; /* copy_file_range made in S3 (copy.c) */
     struct conflict_log conflicts;
     struct bfs_fs_kernel kernel; /* set before the first request */
 };
@@ -583,6 +584,10 @@ int fs_complete_conditions(struct mapping *m);
  * version): -ESTALE when another writer's version is there, which stays.
  * With conflicts = overwrite, any version. An absent key is success. */
 int fs_delete_guarded(struct mapping *m, const char *key, const char *known);
+/* Whether key still holds the version known (an ETag; "": none; NULL:
+ * any): 0, or -ESTALE when another writer's is there (one HEAD; always 0
+ * with conflicts = overwrite). A key now gone is 0. */
+int fs_version_is(struct mapping *m, const char *key, const char *known);
 /* Renames an object in S3 (a copy, then a delete) with the same guard at
  * both names: src_known the version at from this mount knows, dst_known
  * the one at to ("" none; NULL any). When another writer changed from,

@@ -396,13 +396,36 @@ int bfs_fs_file_direct(const struct bfs_file *f)
     return f->direct;
 }
 
+/* A writable handle whose file was made by a server-side copy writes again:
+ * the object comes back into a staging file, as for an open for writing. */
+static int reattach(struct bfs_fs *fs, struct bfs_file *f)
+{
+    struct wfile *w;
+    int r = fs_wfile_open(fs, f->t.ino, 0, &w);
+
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&w->lock);
+    w->opens++;
+    w->writers++;
+    pthread_mutex_unlock(&w->lock);
+    f->w = w;
+    return 0;
+}
+
 ssize_t bfs_fs_write(struct bfs_fs *fs, struct bfs_file *f, const char *buf, size_t size,
                      off_t off)
 {
     ssize_t n;
 
-    if (!f->w || !f->writable)
+    if (!f->writable)
         return -EBADF;
+    if (!f->w) { /* its data went to S3 by a server-side copy (copy.c) */
+        int r = reattach(fs, f);
+
+        if (r < 0)
+            return r;
+    }
     n = fs_wfile_write(fs, f->w, buf, size, off);
     if (n >= 0 && !f->wrote) {
         pthread_mutex_lock(&f->w->lock);

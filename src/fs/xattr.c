@@ -65,7 +65,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                             "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
                             "\"block_fd_reuses\":%llu,\"early_answers\":%llu,"
                             "\"meta_requests\":%llu,\"kernel_invals\":%llu,\"stale_serves\":%llu,"
-                            "\"unreachable_s\":%lld,"
+                            "\"unreachable_s\":%lld,\"server_copies\":%llu,"
+                            "\"server_copied_bytes\":%llu,"
                             "\"uploaded\":%llu,\"uploaded_bytes\":%llu,"
                             "\"upload_failures\":%llu,\"uptime_s\":%lld,"
                             "\"version\":\"%s\"}",
@@ -82,6 +83,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                          (unsigned long long)atomic_load(&fs->kernel_invals),
                          (unsigned long long)atomic_load(&fs->stale_serves),
                          (long long)((down_ms + 999) / 1000),
+                         (unsigned long long)atomic_load(&fs->copies),
+                         (unsigned long long)atomic_load(&fs->copied_bytes),
                          (unsigned long long)atomic_load(&fs->up.uploaded),
                          (unsigned long long)atomic_load(&fs->up.bytes),
                          (unsigned long long)atomic_load(&fs->up.failures),

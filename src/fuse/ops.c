@@ -347,6 +347,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_write(req, (size_t)n);
 }
 
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    ssize_t n = bfs_fs_copy_range(fs_of(req), (struct bfs_file *)(uintptr_t)fi_in->fh, off_in,
+                                  (struct bfs_file *)(uintptr_t)fi_out->fh, off_out, len);
+
+    (void)ino_in, (void)ino_out, (void)flags;
+    /* EOPNOTSUPP, never ENOSYS: the kernel then copies the bytes itself, and
+     * asks again next time (ENOSYS would stop it asking for good) */
+    if (n < 0)
+        fuse_reply_err(req, uerr((int)n));
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -480,6 +496,7 @@ static const struct fuse_lowlevel_ops ops = {
     .open = op_open,
     .read = op_read,
     .write = op_write,
+    .copy_file_range = op_copy_file_range,
     .flush = op_flush,
     .fsync = op_fsync,
     .release = op_release,

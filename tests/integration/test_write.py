@@ -1920,6 +1920,91 @@ class CrashTest(WriteTestCase):
         self.assertEqual(listed, ["huge.bin"], "listing after the restart")
 
 
+class ServerCopyTest(WriteTestCase):
+    """cp (coreutils 9: copy_file_range) of a file that is in S3 to another
+    name of the same bucket is one CopyObject made before cp returns: no
+    data is uploaded, the copy is in S3 at once, and a kill -9 right after
+    loses nothing (issue 15.3). What cannot be copied in S3 (the source not
+    uploaded yet) is copied by the kernel through read and write."""
+
+    def proxy(self):
+        from test_s3_faults import Proxy
+        p = Proxy("", args=("--log-headers", "x-amz-copy-source,content-length,range"))
+        self.addCleanup(p.close)
+        return p
+
+    def requests(self, proxy, since, rel):
+        """(method, headers line) of the requests for rel since line since."""
+        key = "/" + self.p + rel
+        return [ln for ln in proxy.lines()[since:]
+                if ln.startswith("HEADERS ") and (ln.split(" ")[2].split("?")[0]).endswith(key)]
+
+    def cp(self, *args):
+        r = subprocess.run(["cp", *args], capture_output=True, text=True, timeout=120)
+        self.assertEqual((r.returncode, r.stderr), (0, ""), "cp %s" % " ".join(args))
+
+    def test_cp_of_uploaded_file_is_a_server_copy(self):
+        data = os.urandom(3 * MiB + 5)
+        self.put("model.bin", data)
+        proxy = self.proxy()
+        with self.mount(opts={"endpoint": proxy.url, "upload_delay": "1h"}) as m:
+            mark = len(proxy.lines())
+            self.cp(m.path("t", "model.bin"), m.path("t", "model-v2.bin"))
+            # in S3 before any upload could have run (upload_delay 1h)
+            self.assertObject("model-v2.bin", data=data, mode=0o100644)
+            dst = self.requests(proxy, mark, "model-v2.bin")
+            copies = [ln for ln in dst if "x-amz-copy-source=" in ln]
+            self.assertEqual(len(copies), 1, "one CopyObject to the new name: %r" % dst)
+            self.assertEqual([ln for ln in dst if ln.startswith("HEADERS PUT") and
+                              "x-amz-copy-source=" not in ln], [],
+                             "no upload of the data: %r" % dst)
+            gets = [ln for ln in self.requests(proxy, mark, "model.bin")
+                    if ln.startswith("HEADERS GET")]
+            self.assertLessEqual(len(gets), 1, "the source is not read (but for the open's "
+                                 "check of its first block): %r" % gets)
+            self.assertEqual(read_all(m.path("t", "model-v2.bin")), data, "the copy on the mount")
+            self.assertEqual(os.stat(m.path("t", "model-v2.bin")).st_size, len(data))
+            self.assertEqual(journal(m.cache_dir), [], "nothing journaled for the copy")
+            m.kill9()
+        self.assertObject("model-v2.bin", data=data)
+        with self.mount() as m:  # after the kill: a fresh mount shows it
+            self.assertEqual(read_all(m.path("t", "model-v2.bin")), data)
+
+    def test_cp_over_pending_file_and_append(self):
+        """cp over a file whose own upload is pending replaces it (the
+        pending upload is cancelled, not sent after the copy); an append
+        through a new descriptor after the copy reads the copied object
+        back and sends both."""
+        data = os.urandom(2 * MiB)
+        self.put("src.csv", data)
+        with self.mount(opts={"upload_delay": "3s"}) as m:
+            write_file(m.path("t", "dst.csv"), b"old pending content\n")
+            self.cp(m.path("t", "src.csv"), m.path("t", "dst.csv"))
+            self.assertObject("dst.csv", data=data)
+            with open(m.path("t", "dst.csv"), "ab") as f:
+                f.write(b"one more row\n")
+            m.wait_uploads()
+            self.assertEqual(read_all(m.path("t", "dst.csv")), data + b"one more row\n")
+        self.assertObject("dst.csv", data=data + b"one more row\n")
+
+    def test_cp_of_pending_file_copies_bytes(self):
+        """A source whose data is not in S3 yet is copied through the kernel
+        (no CopyObject), and both files end up in S3."""
+        data = os.urandom(MiB + 17)
+        proxy = self.proxy()
+        with self.mount(opts={"endpoint": proxy.url, "upload_delay": "2s"}) as m:
+            write_file(m.path("t", "fresh.bin"), data)
+            mark = len(proxy.lines())
+            self.cp(m.path("t", "fresh.bin"), m.path("t", "fresh-copy.bin"))
+            self.assertEqual(read_all(m.path("t", "fresh-copy.bin")), data)
+            m.wait_uploads()
+            copies = [ln for ln in self.requests(proxy, mark, "fresh-copy.bin")
+                      if "x-amz-copy-source=" in ln]
+            self.assertEqual(copies, [], "no CopyObject of a source not in S3")
+        self.assertObject("fresh.bin", data=data)
+        self.assertObject("fresh-copy.bin", data=data)
+
+
 class UploadedWriterAttrTest(WriteTestCase):
     """chmod and utime of a file whose data is all in S3 but which still has
     a writer (an fd open, fsync'd) rewrite the object's metadata with a
