@@ -72,6 +72,8 @@ class Sizes:
         self.tree_dirs = 20 if quick else 50            # workload 8
         self.tree_n = 1000 if quick else 5000
         self.settle_s = 60 if quick else 300            # a write not in the server by then failed
+        self.par_n = 8                                  # workload 14: readers at once
+        self.par_size = 32 * MiB if quick else 256 * MiB
 
     def mig_sizes(self):
         """mig_n sizes from 1 KiB to mig_max, log-uniform (seeded)."""
@@ -519,6 +521,10 @@ def setup(ctx):
     ctx.src_big = os.path.join(ctx.work, "src", "big.bin")
     write_tree(os.path.join(ctx.work, "src"), {"big.bin": z.big})
     s.s3.upload_file(ctx.src_big, BUCKET, "data/big.bin")
+    ctx.src_par = os.path.join(ctx.work, "src", "par.bin")
+    write_tree(os.path.join(ctx.work, "src"), {"par.bin": z.par_size})
+    for i in range(z.par_n):  # the same bytes under 8 names: 8 objects to the server
+        s.s3.upload_file(ctx.src_par, BUCKET, "data/par/f%d.bin" % i)
     items = [("data/list/f%05d" % i, b"l" * 128) for i in range(z.list_n)]
     items += [("data/listmeta/f%05d" % i, b"m" * 128, S3FS_META) for i in range(z.list_n)]
     per_dir = z.tree_n // z.tree_dirs
@@ -787,6 +793,34 @@ def server_copy_limit(ctx, rnd):
     s.delete_prefix("limit/")
 
 
+def parallel_read(ctx, tool, rnd):
+    """14: 8 readers at once, each dd of a different object (a training
+    job's data loader workers), fresh mount; aggregate MB/s."""
+    z, cache = ctx.sizes, ctx.cache(tool, "par%d" % rnd)
+    mark = ctx.begin()
+    m = tool.mount(cache)
+    files = " ".join(os.path.join(m.root, "data/par/f%d.bin" % i) for i in range(z.par_n))
+    dt = run("pids=; for f in %s; do dd if=$f of=/dev/null bs=1M status=none & pids=\"$pids $!\"; "
+             "done; rc=0; for p in $pids; do wait $p || rc=1; done; exit $rc" % files)
+    ctx.add("par_read", tool.name, z.par_n * z.par_size / dt / MB)
+    ctx.finish("par_read", m, mark, z.par_n * z.par_size, rnd)
+    ctx.drop(cache)
+
+
+def parallel_read_limit(ctx, rnd):
+    """8 curls at once, one GET each."""
+    s, z = ctx.server, ctx.sizes
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["curl", "-K", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+             for _ in range(z.par_n)]
+    for i, p in enumerate(procs):
+        p.communicate((s.curl_auth() + 'url = "%s"\noutput = "/dev/null"\n'
+                       % s.url("data/par/f%d.bin" % i)).encode())
+    if any(p.returncode for p in procs):
+        raise RuntimeError("curl of data/par failed")
+    ctx.add("par_read", "curl", z.par_n * z.par_size / (time.perf_counter() - t0) / MB)
+
+
 def random_offsets(ctx, rnd):
     """The 4 KiB-aligned offsets of the cold random reads (the same for every tool and curl)."""
     rng = random.Random(rnd)
@@ -860,6 +894,7 @@ WORKLOADS = [
     (listing_remount, listing_remount_limit),
     (small_reread, small_reread_limit),
     (server_copy, server_copy_limit),
+    (parallel_read, parallel_read_limit),
 ]
 
 
@@ -891,6 +926,8 @@ def metrics(z):
         ("server_copy", "13. Copy inside the mount: cp of the %s object to another name, until "
          "in the server" % human(z.big), "s", False),
         ("server_copy_gets", "13. … GETs sent for it", "requests", False),
+        ("par_read", "14. Parallel reads: %d readers at once, each dd of its own %s object, cold"
+         % (z.par_n, human(z.par_size)), "MB/s", True),
         ("list_meta", "10. Listing with metadata: ls -l of %d objects carrying s3fs metadata, cold"
          % z.list_n, "s", False),
         ("list_meta_requests", "10. … requests sent for that ls -l", "requests", False),
