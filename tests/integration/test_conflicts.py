@@ -58,7 +58,6 @@ test_mount.py, test_write.py and test_coherence.py (imported from this
 directory).  The binary given with --bucketfs is copied at the start, so
 that a rebuild during the run cannot break later mounts.
 """
-import argparse
 import collections
 import concurrent.futures
 import datetime
@@ -66,14 +65,11 @@ import errno
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -1380,53 +1376,15 @@ class UnprotectedTest(ConflictTestCase):
                                  "B's status --json")
 
 
-def main():
+def set_logdir(path):
     global LOGDIR
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "rsync"):
-        if not shutil.which(tool):
-            print("error: %s is missing (scripts/setup-deps.sh installs it)" % tool,
-                  file=sys.stderr)
-            return 2
-    if not os.path.exists("/dev/fuse"):
-        print("error: /dev/fuse is missing", file=sys.stderr)
-        return 2
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    LOGDIR = tempfile.mkdtemp(prefix="bfs-conflict-logs-")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s (host name in copies: %s)"
-          % (args.bucketfs, SERVER, os.environ["AWS_ENDPOINT_URL"], HOST), file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    ok = prog.result.wasSuccessful()
-    if ok:
-        shutil.rmtree(LOGDIR, ignore_errors=True)
-    else:
-        print("\ndaemon logs kept in %s" % LOGDIR, file=sys.stderr)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if ok else 1
+    LOGDIR = path
+
+
+def main():
+    return tm.suite_main(__doc__, tools=("fusermount3", "rsync"),
+                         logdir_prefix="bfs-conflict-logs-", on_logdir=set_logdir,
+                         banner=" (host name in copies: %s)" % HOST)
 
 
 if __name__ == "__main__":

@@ -1384,6 +1384,65 @@ def _cleanup_path(mnt):
 Mount.cleanup_path = staticmethod(_cleanup_path)
 
 
+def suite_main(doc, tools=("fusermount3",), logdir_prefix=None, on_logdir=None, banner=""):
+    """The main() of a suite that mounts bucketfs (--bucketfs, --cli, then
+    unittest's own arguments): checks what it needs (the binaries, the
+    server's environment, /dev/fuse and tools), runs a private copy of the
+    binary (a rebuild during the run cannot break later mounts), gives the
+    suite a log directory when it asks (on_logdir(path); kept when a test
+    fails), and prints the slowest tests' times. Returns the exit status."""
+    global BUCKETFS, CLI
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
+    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
+    args, rest = ap.parse_known_args()
+    BUCKETFS, CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
+    for opt, path in (("--bucketfs", BUCKETFS), ("--cli", CLI)):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
+            return 2
+    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+               if not os.environ.get(v)]
+    if missing:
+        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
+              file=sys.stderr)
+        return 2
+    for tool in tools:
+        if not shutil.which(tool):
+            print("error: %s is missing (scripts/setup-deps.sh installs it)" % tool,
+                  file=sys.stderr)
+            return 2
+    if not os.path.exists("/dev/fuse"):
+        print("error: /dev/fuse is missing", file=sys.stderr)
+        return 2
+    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
+    shutil.copy2(BUCKETFS, os.path.join(bindir, "bucketfs"))
+    BUCKETFS = os.path.join(bindir, "bucketfs")
+    logdir = tempfile.mkdtemp(prefix=logdir_prefix) if logdir_prefix else None
+    if on_logdir:
+        on_logdir(logdir)
+    os.umask(0o022)
+    print("bucketfs %s against %s at %s%s" % (args.bucketfs, SERVER,
+                                               os.environ["AWS_ENDPOINT_URL"], banner),
+          file=sys.stderr)
+    try:
+        prog = unittest.main(module="__main__", argv=[sys.argv[0]] + rest, exit=False,
+                             verbosity=2)
+    finally:
+        shutil.rmtree(bindir, ignore_errors=True)
+    ok = prog.result.wasSuccessful()
+    if logdir and ok:
+        shutil.rmtree(logdir, ignore_errors=True)
+    elif logdir:
+        print("\ndaemon logs kept in %s" % logdir, file=sys.stderr)
+    if TIMINGS:
+        print("\ntimings on %s:" % SERVER, file=sys.stderr)
+        for name, secs in sorted(TIMINGS.items(), key=lambda kv: -kv[1]):
+            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
+    return 0 if ok else 1
+
+
 def main():
     global BUCKETFS, CLI
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],

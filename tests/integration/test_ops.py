@@ -20,12 +20,9 @@ What the servers do not do: s3rver checks neither signatures nor expiry of
 presigned URLs (tests/integration/README.md), so the expired and tampered
 URL tests run on RGW only.
 """
-import argparse
-import hashlib
 import json
 import os
 import pty
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +36,7 @@ sys.path.insert(0, HERE)
 
 import faultproxy as fp  # noqa: E402  (its forwarding handler, not its plan)
 import test_mount as tm  # noqa: E402  (shared Mount machinery, not its tests)
-from test_mount import BUCKET, KiB, MiB, SERVER, md5hex, server_can  # noqa: E402
+from test_mount import KiB, MiB, md5hex, server_can  # noqa: E402
 from test_write import WriteTestCase, write_file  # noqa: E402
 
 SECRET = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
@@ -579,41 +576,7 @@ class PresignTest(OpsTestCase):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "curl"):
-        if not shutil.which(tool):
-            print("error: %s is missing" % tool, file=sys.stderr)
-            return 2
-    # a private copy, so that a rebuild of build/ during the run cannot break it
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s" % (tm.BUCKETFS, SERVER, os.environ["AWS_ENDPOINT_URL"]),
-          file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if prog.result.wasSuccessful() else 1
+    return tm.suite_main(__doc__, tools=("fusermount3", "curl"))
 
 
 if __name__ == "__main__":
