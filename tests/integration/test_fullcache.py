@@ -28,7 +28,6 @@ Files closed before the failing write wait out upload_delay=10s, so that
 they are still in staging (pending in the journal) while the disk fills
 up; unmount waits for their uploads (and, as built, for the delay too).
 """
-import argparse
 import errno
 import hashlib
 import json
@@ -37,14 +36,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_mount as tm  # noqa: E402  (shared Mount machinery, not its tests)
-from test_mount import (BUCKET, KiB, MiB, SERVER, alive, file_md5, md5hex, mounted,  # noqa: E402
+from test_mount import (BUCKET, KiB, MiB, alive, file_md5, md5hex, mounted,  # noqa: E402
                         note, read_all)
 from test_write import WriteTestCase, ename, journal, pending_uploads, write_file  # noqa: E402
 
@@ -647,49 +644,8 @@ class FullCacheWriteTest(FullCacheTestCase):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        print("error: test_fullcache.py mounts a tmpfs per test: run it as root",
-              file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "mount", "umount", "dd", "ls"):
-        if not shutil.which(tool):
-            print("error: %s is missing" % tool, file=sys.stderr)
-            return 2
-    if not os.path.exists("/dev/fuse"):
-        print("error: /dev/fuse is missing", file=sys.stderr)
-        return 2
-    # a private copy, so that a rebuild during the run cannot break mounts
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s" % (tm.BUCKETFS, SERVER, os.environ["AWS_ENDPOINT_URL"]),
-          file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if prog.result.wasSuccessful() else 1
+    return tm.suite_main(__doc__, tools=("fusermount3", "mount", "umount", "dd", "ls"),
+                         root_because="test_fullcache.py mounts a tmpfs per test")
 
 
 if __name__ == "__main__":

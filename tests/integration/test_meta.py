@@ -42,7 +42,6 @@ compared where a marker object carries one; not for implicit directories,
 and not in the random test, where the writing mount shows the time of the
 last change inside the directory, which no object keeps.
 """
-import argparse
 import concurrent.futures
 import contextlib
 import errno
@@ -57,11 +56,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_mount as tm  # noqa: E402  (shared Mount machinery, not its tests)
-from test_mount import BUCKET, SERVER, alive, mounted, note, read_all, run_bucketfs  # noqa: E402
+from test_mount import BUCKET, alive, mounted, note, read_all, run_bucketfs  # noqa: E402
 from test_write import WriteTestCase, write_file  # noqa: E402
 
 S3FS = "/usr/bin/s3fs"
@@ -1089,49 +1087,9 @@ class RandomMetaTest(MetaTestCase):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        print("error: run as root (rsync -a and cp -a keep owners only for root, and the "
-              "writers chown)", file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "rsync", "cp", "find", "ls", "mkfifo", S3FS):
-        if not shutil.which(tool):
-            print("error: %s is missing (scripts/setup-deps.sh installs it)" % tool,
-                  file=sys.stderr)
-            return 2
-    if not os.path.exists("/dev/fuse"):
-        print("error: /dev/fuse is missing", file=sys.stderr)
-        return 2
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s" % (args.bucketfs, SERVER, os.environ["AWS_ENDPOINT_URL"]),
-          file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if prog.result.wasSuccessful() else 1
+    return tm.suite_main(__doc__, tools=("fusermount3", "rsync", "cp", "find", "ls", "mkfifo", S3FS),
+                         root_because="rsync -a and cp -a keep owners only for root, and the "
+                                      "writers chown")
 
 
 if __name__ == "__main__":

@@ -1384,13 +1384,15 @@ def _cleanup_path(mnt):
 Mount.cleanup_path = staticmethod(_cleanup_path)
 
 
-def suite_main(doc, tools=("fusermount3",), logdir_prefix=None, on_logdir=None, banner=""):
+def suite_main(doc, tools=("fusermount3",), logdir_prefix=None, on_logdir=None, banner="",
+               root_because=None):
     """The main() of a suite that mounts bucketfs (--bucketfs, --cli, then
     unittest's own arguments): checks what it needs (the binaries, the
     server's environment, /dev/fuse and tools), runs a private copy of the
     binary (a rebuild during the run cannot break later mounts), gives the
     suite a log directory when it asks (on_logdir(path); kept when a test
-    fails), and prints the slowest tests' times. Returns the exit status."""
+    fails), and prints the slowest tests' times. root_because: why the suite
+    must run as root, if it must. Returns the exit status."""
     global BUCKETFS, CLI
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1407,6 +1409,9 @@ def suite_main(doc, tools=("fusermount3",), logdir_prefix=None, on_logdir=None, 
     if missing:
         print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
               file=sys.stderr)
+        return 2
+    if root_because and os.geteuid() != 0:
+        print("error: run as root (%s)" % root_because, file=sys.stderr)
         return 2
     for tool in tools:
         if not shutil.which(tool):

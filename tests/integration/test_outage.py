@@ -30,7 +30,6 @@ written is checked with boto3, straight at the server. The daemon runs with
 -f so that its log (its stderr) can be read: an outage must be logged once
 ("does not answer", then "answers again"), not once per request.
 """
-import argparse
 import errno
 import json
 import os
@@ -40,10 +39,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -802,41 +799,7 @@ class BadBodyTest(OutageTestCase):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "ls", "stat", "cat", "touch", "cp"):
-        if not shutil.which(tool):
-            print("error: %s is missing" % tool, file=sys.stderr)
-            return 2
-    # a private copy, so that a rebuild of build/ during the run cannot break it
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s" % (tm.BUCKETFS, SERVER, os.environ["AWS_ENDPOINT_URL"]),
-          file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if prog.result.wasSuccessful() else 1
+    return tm.suite_main(__doc__, tools=("fusermount3", "ls", "stat", "cat", "touch", "cp"))
 
 
 if __name__ == "__main__":

@@ -28,23 +28,19 @@ given with --bucketfs is copied to a temporary directory at the start, so
 that a rebuild of build/ during the run cannot break later mounts.
 Server differences are in WRITE_LIMITS (see tests/integration/README.md).
 """
-import argparse
 import contextlib
 import errno
 import hashlib
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -2197,46 +2193,7 @@ class BigFileTest(WriteTestCase):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bucketfs", required=True, help="path of the bucketfs binary")
-    ap.add_argument("--cli", required=True, help="path of the bfs-s3 binary")
-    args, rest = ap.parse_known_args()
-    tm.BUCKETFS, tm.CLI = os.path.abspath(args.bucketfs), os.path.abspath(args.cli)
-    for opt, path in (("--bucketfs", tm.BUCKETFS), ("--cli", tm.CLI)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            print("error: %s %s is not an executable file" % (opt, path), file=sys.stderr)
-            return 2
-    missing = [v for v in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(v)]
-    if missing:
-        print("error: %s not set: run this under scripts/with-server.sh" % ", ".join(missing),
-              file=sys.stderr)
-        return 2
-    for tool in ("fusermount3", "rsync", "diff", "cp", "df", "sync"):
-        if not shutil.which(tool):
-            print("error: %s is missing" % tool, file=sys.stderr)
-            return 2
-    if not os.path.exists("/dev/fuse"):
-        print("error: /dev/fuse is missing", file=sys.stderr)
-        return 2
-    # run a private copy, so that a rebuild of build/ during the run (a
-    # half-linked binary) cannot break the mounts of later tests
-    bindir = tempfile.mkdtemp(prefix="bfs-bin-")
-    shutil.copy2(tm.BUCKETFS, os.path.join(bindir, "bucketfs"))
-    tm.BUCKETFS = os.path.join(bindir, "bucketfs")
-    os.umask(0o022)
-    print("bucketfs %s against %s at %s" % (tm.BUCKETFS, SERVER, os.environ["AWS_ENDPOINT_URL"]),
-          file=sys.stderr)
-    try:
-        prog = unittest.main(argv=[sys.argv[0]] + rest, exit=False, verbosity=2)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    if tm.TIMINGS:
-        print("\ntimings on %s:" % SERVER, file=sys.stderr)
-        for name, secs in sorted(tm.TIMINGS.items(), key=lambda kv: -kv[1]):
-            print("  %6.1fs  %s" % (secs, name), file=sys.stderr)
-    return 0 if prog.result.wasSuccessful() else 1
+    return tm.suite_main(__doc__, tools=("fusermount3", "rsync", "diff", "cp", "df", "sync"))
 
 
 if __name__ == "__main__":
