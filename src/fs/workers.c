@@ -101,27 +101,42 @@ void fs_workers_stop(struct workers *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued)
+static struct task *task_new(void (*fn)(void *), void *arg, int low)
 {
     struct task *t = malloc(sizeof(*t));
 
+    if (t) {
+        t->fn = fn;
+        t->arg = arg;
+        t->low = low;
+        t->next = NULL;
+    }
+    return t;
+}
+
+/* Puts t at the end of the queue *head .. *tail; caller holds w->lock. */
+static void append(struct task **head, struct task **tail, struct task *t)
+{
+    if (*tail)
+        (*tail)->next = t;
+    else
+        *head = t;
+    *tail = t;
+}
+
+int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued)
+{
+    struct task *t = task_new(fn, arg, 0);
+
     if (!t)
         return -ENOMEM;
-    t->fn = fn;
-    t->arg = arg;
-    t->next = NULL;
-    t->low = 0;
     pthread_mutex_lock(&w->lock);
     if (w->stop || (max_queued > 0 && w->queued >= max_queued)) {
         pthread_mutex_unlock(&w->lock);
         free(t);
         return -EAGAIN;
     }
-    if (w->tail)
-        w->tail->next = t;
-    else
-        w->head = t;
-    w->tail = t;
+    append(&w->head, &w->tail, t);
     w->queued++;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
@@ -130,13 +145,10 @@ int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_
 
 int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg)
 {
-    struct task *t = malloc(sizeof(*t));
+    struct task *t = task_new(fn, arg, 0);
 
     if (!t)
         return -ENOMEM;
-    t->fn = fn;
-    t->arg = arg;
-    t->low = 0;
     pthread_mutex_lock(&w->lock);
     /* an idle thread, even one already woken for another task, takes the
      * head of the queue next: this task */
@@ -157,25 +169,17 @@ int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg)
 
 int fs_workers_submit_low(struct workers *w, void (*fn)(void *), void *arg)
 {
-    struct task *t = malloc(sizeof(*t));
+    struct task *t = task_new(fn, arg, 1);
 
     if (!t)
         return -ENOMEM;
-    t->fn = fn;
-    t->arg = arg;
-    t->next = NULL;
-    t->low = 1;
     pthread_mutex_lock(&w->lock);
     if (w->stop) {
         pthread_mutex_unlock(&w->lock);
         free(t);
         return -EAGAIN;
     }
-    if (w->low_tail)
-        w->low_tail->next = t;
-    else
-        w->low_head = t;
-    w->low_tail = t;
+    append(&w->low_head, &w->low_tail, t);
     if (w->low_running < w->low_max)
         pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
