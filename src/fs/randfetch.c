@@ -15,15 +15,21 @@
  * 1. Coverage is counted per open handle (struct bfs_file): a bitmap of the
  *    blocks that non-sequential reads touched (a sequential reader has
  *    read-ahead). The fetch starts when they reach 1/RF_SHARE of the
- *    object's blocks, and at least RF_MIN_TOUCHED of them. Why 1/16: a
- *    reader that looks up a few places (a header, a footer, an index
- *    entry) stays far below it on an object of many blocks, and when the
- *    guess is wrong the fetch costs at most 15 times what the reader
- *    fetched itself, bounded by the cache (note 2); on the 1 GiB fio run
- *    it starts after 64 reads, about half a second (the A/B with 1/8 and
- *    1/32 is in bench/results-rgw-randfetch.md). The minimum keeps a
- *    file of a few blocks read at two places (a header, then one record)
- *    from fetching all of it.
+ *    object's blocks, and at least RF_MIN_TOUCHED of them. Why a quarter:
+ *    on this kind of machine (2 cores shared with the server) a lone random
+ *    reader's GETs, each answered from inside as soon as its bytes came,
+ *    already take most of what the server can send, so the background
+ *    GETs share that with the reader's own: the reader's misses get slower
+ *    while the rest comes. That pays once it has covered enough to go on
+ *    missing (a reader at a quarter misses 3 reads in 4), and costs at most
+ *    3 times what the reader fetched itself when the guess is wrong; a
+ *    reader that looks up a few places (a header, a footer, an index entry)
+ *    stays far below it. With a sixteenth, 300 random 4 KiB reads of a
+ *    1 GiB object (257 blocks) ran with the fetch going for most of them
+ *    and slower than without it (bench/results-rgw-randfetch.md); with a
+ *    quarter it starts at their end, and fio's run after about 300 reads.
+ *    The minimum keeps a file of a few blocks read at two places (a
+ *    header, then one record) from fetching all of it.
  * 2. Only objects that fit below the cache's low-water mark (90% of
  *    cache_size, BFS_STORE_LOW_WATER) are fetched, and every block goes
  *    into spare room only (blocks.c note 5): the fetch never evicts, so
@@ -50,7 +56,7 @@
 
 #include "fs-int.h"
 
-#define RF_SHARE 16       /* note 1: a sixteenth of the blocks ... */
+#define RF_SHARE 4        /* note 1: a quarter of the blocks ... */
 #define RF_MIN_TOUCHED 4  /* ... and at least this many */
 #define RF_TASKS FS_RFETCH_INFLIGHT
 
