@@ -437,13 +437,18 @@ static void read_ahead(struct bfs_fs *fs, struct bfs_file *f, uint64_t from, uin
 
 void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size)
 {
-    uint64_t cur = off / fs->block, from, until;
-    int seq, run;
+    uint64_t cur = off / fs->block, from, until, reach = (uint64_t)fs->cfg->read_ahead * fs->block;
+    int seq, run, jump;
 
     pthread_mutex_lock(&f->lock);
     /* next_off is 0 until the first read: that one is never sequential */
     seq = f->next_off != 0 &&
           (off == f->next_off || (off < f->next_off && f->next_off - off < fs->block));
+    /* what counts as a random read (randfetch.c): a jump away from where
+     * the last read ended, not a read near it (the kernel's own read-ahead
+     * sends a sequential reader's reads from several threads, which may
+     * come out of order) */
+    jump = f->next_off == 0 || off + fs->block < f->next_off || off >= f->next_off + reach;
     f->seq = seq ? f->seq + 1 : 0;
     run = f->seq;
     f->next_off = off + size;
@@ -452,7 +457,7 @@ void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t s
     if (!seq)
         f->ra_next = 0;
     pthread_mutex_unlock(&f->lock);
-    if (!seq)
+    if (jump)
         fs_rfetch_note(fs, f, off, size);
     /* not on a first read, even at offset 0: an open, a read of the
      * start (a header, a magic number) and random reads is common, and

@@ -606,7 +606,7 @@ void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char
  * when the pool has no threads beyond read_ahead's (fs.c). */
 #define FS_RFETCH_INFLIGHT 4
 struct rfetch;
-/* A non-sequential read of f at [off, off + size): counts the blocks it
+/* A read of f at [off, off + size) that jumps: counts the blocks it
  * touches and, once they are a good share of the object, starts fetching
  * the rest in the background. Caller does not hold f->lock. */
 void fs_rfetch_note(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size);

@@ -13,8 +13,9 @@
  *
  * NOTES ON THE DESIGN
  * 1. Coverage is counted per open handle (struct bfs_file): a bitmap of the
- *    blocks that non-sequential reads touched (a sequential reader has
- *    read-ahead). The fetch starts when they reach 1/RF_SHARE of the
+ *    blocks touched by reads that jump (fs_read_track: back, or beyond
+ *    read_ahead blocks ahead of where the last read ended; a sequential
+ *    reader has read-ahead, and its reads may come a little out of order). The fetch starts when they reach 1/RF_SHARE of the
  *    object's blocks, and at least RF_MIN_TOUCHED of them. Why a quarter:
  *    on this kind of machine (2 cores shared with the server) a lone random
  *    reader's GETs, each answered from inside as soon as its bytes came,
