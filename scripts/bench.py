@@ -393,6 +393,16 @@ class BucketFS(Tool):
             return None
 
 
+class BucketFSBase(BucketFS):
+    """--baseline: another bucketfs build (the base of a change), measured
+    as one more tool in the same run; not a peer in the ratios."""
+    name = daemon = "bucketfs-base"   # the copy's file name
+
+    def start(self, mnt, cache):
+        self.spawn([self.ctx.bfs_base, "--map", "b=s3://" + BUCKET, "-o",
+                    "endpoint=%s,cache_dir=%s" % (self.ctx.server.endpoint, cache), mnt], mnt)
+
+
 class S3fs(Tool):
     name = daemon = "s3fs"
 
@@ -461,6 +471,10 @@ class Ctx:
         os.write(fd, ("%s:%s\n" % (self.server.ak, self.server.sk)).encode())
         os.close(fd)
         self.tools = [BucketFS(self), S3fs(self), Rclone(self)]
+        if args.baseline:
+            self.bfs_base = os.path.join(self.work, "bucketfs-base")
+            shutil.copy2(args.baseline, self.bfs_base)
+            self.tools.insert(1, BucketFSBase(self))
 
     def add(self, metric, tool, value):
         self.samples.setdefault(metric, {}).setdefault(tool, []).append(value)
@@ -1020,7 +1034,7 @@ def report(ctx, env):
     chart = []
     for key, label, unit, higher in metrics(z):
         vals = {n: median(ctx.samples.get(key, {}).get(n)) for n in names + ["curl"]}
-        peers = [vals[n] for n in names[1:] if vals[n] is not None]
+        peers = [vals[n] for n in names[1:] if vals[n] is not None and not n.startswith("bucketfs")]
         best = (max(peers) if higher else min(peers)) if peers else None
         r_peer, r_lim = ratio(vals["bucketfs"], best, higher), ratio(vals["bucketfs"], vals["curl"], higher)
         out.append("| %s | %s | %s | %s | %s | %s |" % (
@@ -1088,6 +1102,8 @@ def main():
     ap.add_argument("--out", default="bench-results.md")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--bucketfs", default=os.path.join(TOP, "build", "bucketfs"))
+    ap.add_argument("--baseline", default="", help="another bucketfs binary measured beside "
+                    "(before/after a change); not counted as a peer")
     ap.add_argument("--only", default="", help="comma-separated workload functions (for development)")
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)

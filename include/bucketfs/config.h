@@ -81,6 +81,9 @@ struct bfs_config {
                               * default 200; fsync and sync skip it */
     uint32_t block_size;   /* bytes; default 1 MiB */
     int read_ahead;        /* blocks in flight ahead of a sequential reader */
+    int random_fetch;      /* 1 (auto, the default): once random reads covered a
+                            * good share of an object, fetch the rest in the
+                            * background; 0 (off): only what reads touch */
     int list_meta;         /* BFS_LIST_META_*: HEADs while listing */
     int conflicts;         /* enum bfs_conflicts, the mappings' default */
     int max_connections;   /* S3 requests in flight */

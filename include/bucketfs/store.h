@@ -217,6 +217,15 @@ int bfs_store_block_has(struct bfs_store *s, uint64_t ino, const char *etag, uin
  * caller has the data already. */
 int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                         const void *data, size_t len);
+/* bfs_store_block_put for a block fetched in the background, which nobody
+ * asked for yet: stored only in room free below BFS_STORE_LOW_WATER, never
+ * by evicting (-ENOBUFS when there is none). */
+int bfs_store_block_put_spare(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                              const void *data, size_t len);
+/* What eviction brings a full cache of limit bytes down to (90%). */
+#define BFS_STORE_LOW_WATER(limit) ((limit) / 10 * 9)
+/* Whether len more bytes fit below the low-water mark (spare room). */
+int bfs_store_spare_room(struct bfs_store *s, uint64_t len);
 /* Stores a block whose bytes are the file at from, len bytes long, by
  * renaming it into the cache (same file system; the caller must never
  * write to it again). On failure from stays where it was, unless it was

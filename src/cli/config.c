@@ -16,7 +16,7 @@
 #include "bucketfs/util.h"
 
 enum vtype { V_STR, V_BOOL, V_SIZE, V_DURATION, V_INT, V_MODE, V_PATHSTYLE, V_SSE, V_ID,
-             V_LISTMETA, V_CONFLICTS, V_ASOF };
+             V_LISTMETA, V_CONFLICTS, V_ASOF, V_RANDFETCH };
 
 /* Where a key may appear. */
 #define K_GLOBAL 1
@@ -42,6 +42,7 @@ static const struct key keys[] = {
     {"block_size", V_SIZE, K_GLOBAL},   {"read_ahead", V_INT, K_GLOBAL},
     {"max_connections", V_INT, K_GLOBAL}, {"uid", V_ID, K_GLOBAL},
     {"list_meta", V_LISTMETA, K_GLOBAL}, {"conflicts", V_CONFLICTS, K_GLOBAL | K_MAP},
+    {"random_fetch", V_RANDFETCH, K_GLOBAL},
     {"gid", V_ID, K_GLOBAL},            {"file_mode", V_MODE, K_GLOBAL},
     {"dir_mode", V_MODE, K_GLOBAL},     {"umask", V_MODE, K_GLOBAL},
     {"read_only", V_BOOL, K_GLOBAL | K_MAP}, {"allow_other", V_BOOL, K_GLOBAL},
@@ -74,6 +75,7 @@ void bfs_config_init(struct bfs_config *c)
     c->read_ahead = 8;
     c->max_connections = 16;
     c->list_meta = BFS_LIST_META_AUTO;
+    c->random_fetch = 1;
     c->uid = getuid();
     c->gid = getgid();
     c->file_mode = 0644;
@@ -172,6 +174,7 @@ static const char *type_hint(enum vtype t)
     case V_LISTMETA: return "expected none, small or all";
     case V_CONFLICTS: return "expected keep-both or overwrite";
     case V_ASOF: return "expected a UTC time (2026-11-11T12:00:00Z) or a duration before now (-24h)";
+    case V_RANDFETCH: return "expected auto or off";
     default: return "bad value";
     }
 }
@@ -298,6 +301,11 @@ static int apply(struct bfs_config *c, struct bfs_mapping *m, const struct key *
     case V_ASOF:
         return bfs_parse_time_spec(v, bfs_now_ns(), &m->as_of_ns) < 0 || m->as_of_ns <= 0
                    ? -EINVAL : 0;
+    case V_RANDFETCH:
+        if (strcmp(v, "auto") && strcmp(v, "off"))
+            return -EINVAL;
+        c->random_fetch = !strcmp(v, "auto");
+        return 0;
     case V_SSE:
         if (!strcmp(v, "AES256") || !strcmp(v, "aws:kms") || !strcmp(v, "sse-c"))
             return set_str(&m->sse, v);

@@ -83,6 +83,10 @@ static void print_cache(const char *mnt, const struct bfs_json *st)
     if (bfs_json_u64(c, "write_failures"))
         printf("            %llu blocks could not be cached (cache disk full?)\n",
                (unsigned long long)bfs_json_u64(c, "write_failures"));
+    if (bfs_json_u64(st, "random_fetches"))
+        printf("            %llu blocks fetched in the background for %llu randomly read "
+               "files\n", (unsigned long long)bfs_json_u64(st, "random_fetch_blocks"),
+               (unsigned long long)bfs_json_u64(st, "random_fetches"));
 }
 
 static void print_requests(const struct bfs_json *st)

@@ -21,7 +21,10 @@
  * second read on, starts read-ahead: the next read_ahead blocks are
  * fetched by the worker pool, several GETs in flight, so that by the time
  * the reader asks for them they are in the cache. Random reads fetch only
- * the blocks they touch.
+ * the blocks they touch, until they have covered a good share of the
+ * object: then randfetch.c fetches the rest in the background, through
+ * fs_inflight_fetch_spare (so that a reader of a block it fetches waits
+ * for that GET instead of sending another).
  *
  * Memory: a fetch holds one block buffer until it is cached and its last
  * reader is done, so memory is bounded by (FUSE threads + workers) x block
@@ -149,7 +152,8 @@ static int fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
         return (int)n;
     if ((size_t)n != in->len)
         return -EIO; /* the server sent less than the range: object changed? */
-    if (bfs_store_block_put(fs->store, t->ino, t->etag, in->idx, in->data, in->len) < 0)
+    if ((in->spare ? bfs_store_block_put_spare : bfs_store_block_put)(
+            fs->store, t->ino, t->etag, in->idx, in->data, in->len) < 0)
         return 1; /* not cached (full): the caller keeps it for the readers that follow */
     return 0;
 }
@@ -196,8 +200,9 @@ void fs_inflight_drop_kept(struct bfs_fs *fs)
     }
 }
 
-/* Runs the fetch of a registered entry and tells its waiters. */
-static void run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
+/* Runs the fetch of a registered entry and tells its waiters; returns
+ * fetch's result. */
+static int run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight *in)
 {
     int err = fetch(fs, t, in);
     struct inflight *gone = NULL;
@@ -209,7 +214,9 @@ static void run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight
     if (err < 0) /* the next reads of this block fail at once for a moment, so
                   * that one read call cannot wait for two GETs that time out */
         in->retry_ms = bfs_mono_ms() + FAILED_KEEP_MS;
-    if (err == 1 || err == -ETIMEDOUT)
+    /* a spare block that found no room is not kept: it would push out the
+     * blocks kept for a reader streaming through a full cache */
+    if ((err == 1 && !in->spare) || err == -ETIMEDOUT)
         gone = keep_uncached(fs, in);
     else
         inflight_unlink(fs, in);
@@ -220,6 +227,7 @@ static void run_fetch(struct bfs_fs *fs, const struct target *t, struct inflight
         free(gone->data);
         free(gone);
     }
+    return err;
 }
 
 static void job_run(void *arg)
@@ -293,12 +301,11 @@ int fs_inflight_has(struct bfs_fs *fs, uint64_t ino, const char *etag, uint64_t 
     return found;
 }
 
-static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t, uint64_t idx,
-                                       int async, struct inflight_early *e)
+/* The entry for block idx of t, or NULL; caller holds fs->lock. */
+static struct inflight *inflight_find(struct bfs_fs *fs, const struct target *t, uint64_t idx)
 {
     struct inflight *in;
 
-    pthread_mutex_lock(&fs->lock);
     for (in = fs->inflight; in; in = in->next)
         if (in->ino == t->ino && in->idx == idx && strcmp(in->etag, t->etag) == 0)
             break;
@@ -306,6 +313,16 @@ static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t
         inflight_unlink(fs, in); /* a kept failure whose time is over: try again */
         in = NULL;
     }
+    return in;
+}
+
+static struct inflight *inflight_start(struct bfs_fs *fs, const struct target *t, uint64_t idx,
+                                       int async, struct inflight_early *e)
+{
+    struct inflight *in;
+
+    pthread_mutex_lock(&fs->lock);
+    in = inflight_find(fs, t, idx);
     if (in) {
         in->refs++;
         pthread_mutex_unlock(&fs->lock);
@@ -330,6 +347,26 @@ struct inflight *fs_inflight_get_early(struct bfs_fs *fs, const struct target *t
                                        struct inflight_early *e)
 {
     return inflight_start(fs, t, idx, 0, e);
+}
+
+int fs_inflight_fetch_spare(struct bfs_fs *fs, const struct target *t, uint64_t idx)
+{
+    struct inflight *in, *found;
+    int r;
+
+    pthread_mutex_lock(&fs->lock);
+    found = inflight_find(fs, t, idx);
+    in = found ? NULL : inflight_new(fs, t, idx);
+    if (in)
+        in->spare = 1; /* before anyone else can see it */
+    pthread_mutex_unlock(&fs->lock);
+    if (found)
+        return 0; /* someone fetches it, or its fetch failed a moment ago */
+    if (!in)
+        return -ENOMEM;
+    r = run_fetch(fs, t, in);
+    fs_inflight_unref(fs, in);
+    return r == 1 ? -ENOBUFS : r < 0 ? r : 1;
 }
 
 ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need)
@@ -401,13 +438,18 @@ static void read_ahead(struct bfs_fs *fs, struct bfs_file *f, uint64_t from, uin
 
 void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size)
 {
-    uint64_t cur = off / fs->block, from, until;
-    int seq, run;
+    uint64_t cur = off / fs->block, from, until, reach = (uint64_t)fs->cfg->read_ahead * fs->block;
+    int seq, run, jump;
 
     pthread_mutex_lock(&f->lock);
     /* next_off is 0 until the first read: that one is never sequential */
     seq = f->next_off != 0 &&
           (off == f->next_off || (off < f->next_off && f->next_off - off < fs->block));
+    /* what counts as a random read (randfetch.c): a jump away from where
+     * the last read ended, not a read near it (the kernel's own read-ahead
+     * sends a sequential reader's reads from several threads, which may
+     * come out of order) */
+    jump = f->next_off == 0 || off + fs->block < f->next_off || off >= f->next_off + reach;
     f->seq = seq ? f->seq + 1 : 0;
     run = f->seq;
     f->next_off = off + size;
@@ -416,6 +458,8 @@ void fs_read_track(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t s
     if (!seq)
         f->ra_next = 0;
     pthread_mutex_unlock(&f->lock);
+    if (jump)
+        fs_rfetch_note(fs, f, off, size);
     /* not on a first read, even at offset 0: an open, a read of the
      * start (a header, a magic number) and random reads is common, and
      * read-ahead would compete with those; a sequential reader's second

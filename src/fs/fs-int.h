@@ -130,6 +130,8 @@ struct inflight {
                                * error until then (mono ms); guarded by fs->lock */
     struct inflight_early *early; /* the fetcher's own reader, answered from the
                                * sink (fetch.c); only the fetcher's thread */
+    int spare;                /* immutable: a background fetch's (randfetch.c),
+                               * cached only in spare room */
     pthread_cond_t cond;
     struct inflight *next;    /* guarded by fs->lock */
 };
@@ -146,15 +148,20 @@ struct inflight_early {
 struct task {
     void (*fn)(void *arg);
     void *arg;
+    int low;                  /* from the low queue */
     struct task *next;
 };
 
 /* A small pool of worker threads for read-ahead and parallel lookups. */
 struct workers {
-    pthread_mutex_t lock;     /* guards head, tail, queued, stop */
+    pthread_mutex_t lock;     /* guards head, tail, queued, stop and the low queue */
     pthread_cond_t cond;
     struct task *head, *tail;
     int queued;
+    struct task *low_head, *low_tail; /* background fetches: run only when head
+                               * is empty, at most low_max at once */
+    int low_running;
+    int low_max;              /* immutable */
     int idle;                 /* threads waiting for a task */
     int stop;
     int nthreads;             /* immutable */
@@ -286,10 +293,14 @@ struct bfs_file {
     int writable;         /* opened for writing */
     int wrote;            /* written through since its last flush (w->lock) */
     int direct;           /* another version is open too: bypass the page cache */
-    pthread_mutex_t lock; /* guards next_off, ra_next, seq */
+    pthread_mutex_t lock; /* guards next_off, ra_next, seq, touched, ntouched, rf_over */
     uint64_t next_off;    /* where a sequential reader reads next */
     uint64_t ra_next;     /* first block not yet handed to read-ahead */
     int seq;              /* consecutive sequential reads */
+    uint8_t *touched;     /* blocks random reads touched, a bit each (randfetch.c;
+                           * owned), NULL until the first or once rf_over */
+    uint64_t ntouched;    /* bits set in touched */
+    int rf_over;          /* the background fetch started, or never will */
     struct bfs_file *prev, *next; /* fs->files, guarded by fs->lock */
 };
 
@@ -372,9 +383,13 @@ struct bfs_fs {
     struct bfs_dir *dirs;     /* open directory snapshots, guarded by lock */
     struct bfs_file *files;   /* open handles, guarded by lock: freed at the end
                                * when the kernel went away without releasing them */
+    struct rfetch *rfetches;  /* background fetches of object versions still
+                               * open (randfetch.c), guarded by lock */
 
     atomic_uint_fast64_t skipped_keys, readahead_blocks, ranged_gets, block_fd_reuses;
     atomic_uint_fast64_t early_answers; /* reads answered from inside their GET */
+    atomic_uint_fast64_t rfetches_started, rfetch_blocks; /* background fetches after
+                                        * random reads, and the blocks they got */
     atomic_uint_fast64_t meta_requests; /* HEADs of listings' metadata */
     atomic_uint_fast64_t stale_serves; /* answers from the cache past their TTL
                                         * because S3 did not answer */
@@ -486,6 +501,12 @@ struct inflight *fs_inflight_get(struct bfs_fs *fs, const struct target *t, uint
  * bytes arrived, when this call starts the fetch (e->done tells). */
 struct inflight *fs_inflight_get_early(struct bfs_fs *fs, const struct target *t, uint64_t idx,
                                        struct inflight_early *e);
+/* Fetches block idx of t into spare room of the cache (a background
+ * fetch, randfetch.c), in the caller's thread, unless it is in flight
+ * already; readers of the block meanwhile wait for this GET. Returns 1
+ * fetched and cached, 0 left to the fetch in flight, -ENOBUFS fetched but
+ * no spare room, or the GET's negative errno. */
+int fs_inflight_fetch_spare(struct bfs_fs *fs, const struct target *t, uint64_t idx);
 /* Waits until in->data[0, need) arrived or the fetch ended; returns the
  * bytes that arrived (>= need on success) or the fetch's negative errno. */
 ssize_t fs_inflight_wait(struct bfs_fs *fs, struct inflight *in, size_t need);
@@ -671,13 +692,32 @@ int fs_list_from_page(struct bfs_fs *fs, uint64_t ino, const char *prefix,
 /* Changes the key of ino (and of every inode below it, for a directory). */
 void fs_inode_rekey(struct bfs_fs *fs, uint64_t ino, uint64_t parent, const char *key);
 
+/* ---- randfetch.c ---- */
+/* Background block GETs in flight at most (the workers' low_max), fewer
+ * when the pool has no threads beyond read_ahead's (fs.c). */
+#define FS_RFETCH_INFLIGHT 4
+struct rfetch;
+/* A read of f at [off, off + size) that jumps: counts the blocks it
+ * touches and, once they are a good share of the object, starts fetching
+ * the rest in the background. Caller does not hold f->lock. */
+void fs_rfetch_note(struct bfs_fs *fs, struct bfs_file *f, uint64_t off, size_t size);
+/* f is released (out of fs->files already): frees its coverage and stops
+ * the background fetch of its version unless another handle reads it. */
+void fs_rfetch_release(struct bfs_fs *fs, struct bfs_file *f);
+/* Frees what is left in fs->rfetches (after the workers stopped). */
+void fs_rfetch_free(struct bfs_fs *fs);
+
 /* ---- workers.c ---- */
-int fs_workers_start(struct workers *w, int n);
+/* n threads, of which at most low_max run tasks of the low queue at once. */
+int fs_workers_start(struct workers *w, int n, int low_max);
 void fs_workers_stop(struct workers *w);
 /* Queues fn(arg); -EAGAIN when the queue is long (the caller may skip it). */
 int fs_workers_submit(struct workers *w, void (*fn)(void *), void *arg, int max_queued);
 /* Queues a task first in line if a thread is idle to take it; -EAGAIN if not. */
 int fs_workers_submit_now(struct workers *w, void (*fn)(void *), void *arg);
+/* Queues a task of the lowest priority: it runs when no other task waits,
+ * and at most low_max such tasks run at once. -EAGAIN when stopping. */
+int fs_workers_submit_low(struct workers *w, void (*fn)(void *), void *arg);
 
 /* ---- meta.c ---- */
 /* What a listing cannot tell, learnt in parallel while it goes on. */

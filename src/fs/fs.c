@@ -213,6 +213,16 @@ static int add_root(struct bfs_fs *fs)
     return fs_inode_insert(fs, root);
 }
 
+/* How many background fetches (randfetch.c) may run at once: the pool has
+ * read_ahead + 4 threads, and a sequential reader's read-ahead must find
+ * its read_ahead of them free; at least one. */
+static int rfetch_slots(const struct bfs_config *cfg, int nworkers)
+{
+    int n = nworkers - cfg->read_ahead;
+
+    return n < 1 ? 1 : n > FS_RFETCH_INFLIGHT ? FS_RFETCH_INFLIGHT : n;
+}
+
 int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recover,
                struct bfs_fs **ret, char *err, size_t errlen)
 {
@@ -239,7 +249,7 @@ int bfs_fs_new(const struct bfs_config *cfg, struct bfs_store *store, int recove
     if (r == 0)
         r = setup_maps(fs, err, errlen);
     if (r == 0)
-        r = fs_workers_start(&fs->workers, nworkers);
+        r = fs_workers_start(&fs->workers, nworkers, rfetch_slots(cfg, nworkers));
     if (r == 0)
         r = fs_uploader_start(fs, UPLOADERS);
     if (r == 0 && recover)
@@ -266,6 +276,7 @@ void bfs_fs_free(struct bfs_fs *fs)
         bfs_fs_closedir(fs->dirs);
     fs_uploader_stop(fs);
     fs_workers_stop(&fs->workers);
+    fs_rfetch_free(fs);
     fs_inflight_drop_kept(fs);
     fs_blockfds_free(&fs->bfds);
     fs_wfiles_free(fs);

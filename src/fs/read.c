@@ -492,6 +492,7 @@ void bfs_fs_release(struct bfs_fs *fs, struct bfs_file *f)
     if (!f)
         return;
     file_untrack(fs, f);
+    fs_rfetch_release(fs, f);
     w = f->w;
     if (w) {
         pthread_mutex_lock(&w->lock);

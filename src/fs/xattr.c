@@ -64,6 +64,7 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                             "\"write_failures\":%llu},\"skipped_keys\":%llu,"
                             "\"readahead_blocks\":%llu,\"ranged_gets\":%llu,"
                             "\"block_fd_reuses\":%llu,\"early_answers\":%llu,"
+                            "\"random_fetches\":%llu,\"random_fetch_blocks\":%llu,"
                             "\"meta_requests\":%llu,\"kernel_invals\":%llu,\"stale_serves\":%llu,"
                             "\"unreachable_s\":%lld,\"server_copies\":%llu,"
                             "\"server_copied_bytes\":%llu,"
@@ -79,6 +80,8 @@ static int stats_json(struct bfs_fs *fs, struct bfs_buf *b)
                          (unsigned long long)atomic_load(&fs->ranged_gets),
                          (unsigned long long)atomic_load(&fs->block_fd_reuses),
                          (unsigned long long)atomic_load(&fs->early_answers),
+                         (unsigned long long)atomic_load(&fs->rfetches_started),
+                         (unsigned long long)atomic_load(&fs->rfetch_blocks),
                          (unsigned long long)atomic_load(&fs->meta_requests),
                          (unsigned long long)atomic_load(&fs->kernel_invals),
                          (unsigned long long)atomic_load(&fs->stale_serves),

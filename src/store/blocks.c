@@ -15,7 +15,12 @@
  *    block, so reading a cached block rarely writes to the database.
  * 4. Only clean data is here (write staging is elsewhere), so eviction may
  *    drop any block. The size is kept under the limit with some slack
- *    (evict down to 90%) so that eviction runs in batches.
+ *    (evict down to 90%, BFS_STORE_LOW_WATER) so that eviction runs in
+ *    batches.
+ * 5. A spare block (fetched in the background, nobody asked for it yet)
+ *    takes only room free below the low-water mark: it never makes the
+ *    cache evict, nor fills it so far that the next reader's block would,
+ *    so it cannot push out what readers used.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -228,7 +233,31 @@ static void evict_to(struct bfs_store *s, struct store_conn *c, uint64_t target)
 
 static void evict(struct bfs_store *s, struct store_conn *c)
 {
-    evict_to(s, c, s->limit / 10 * 9);
+    evict_to(s, c, BFS_STORE_LOW_WATER(s->limit));
+}
+
+int bfs_store_spare_room(struct bfs_store *s, uint64_t len)
+{
+    return atomic_load(&s->cache_bytes) + len <= BFS_STORE_LOW_WATER(s->limit);
+}
+
+/* Reserves len bytes under the limit before a block is written, so that
+ * concurrent writers (the read-ahead workers) cannot all pass the check
+ * and overshoot the limit together; evicts to make room, except for a
+ * spare block (note 5). */
+static int reserve(struct bfs_store *s, struct store_conn *c, size_t len, int spare)
+{
+    uint64_t cap = spare ? BFS_STORE_LOW_WATER(s->limit) : s->limit;
+
+    if (atomic_fetch_add(&s->cache_bytes, len) + len <= cap)
+        return 0;
+    if (!spare) {
+        evict(s, c);
+        if (atomic_load(&s->cache_bytes) <= s->limit)
+            return 0;
+    }
+    atomic_fetch_sub(&s->cache_bytes, len);
+    return -ENOBUFS; /* all of it is in flight, or no spare room: skip caching this one */
 }
 
 void bfs_store_shrink(struct bfs_store *s, uint64_t target)
@@ -279,9 +308,10 @@ static int write_file(const char *path, const void *data, size_t len)
 }
 
 /* Caches a block whose bytes are data, or the file at from (renamed into
- * place): reserves its bytes under the limit, makes the file, indexes it. */
+ * place): reserves its bytes under the limit, makes the file, indexes it.
+ * spare: a background block (note 5). */
 static int place(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
-                 const void *data, const char *from, size_t len)
+                 const void *data, const char *from, size_t len, int spare)
 {
     struct store_conn *c = store_conn(s);
     sqlite3_stmt *st;
@@ -294,22 +324,15 @@ static int place(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t i
         return -EFBIG; /* a cache this small would only thrash */
     if (find(s, c, ino, etag, idx) >= 0)
         return 0; /* another reader cached it first */
-    /* Reserve the bytes before writing, so that concurrent writers (the
-     * read-ahead workers) cannot all pass the check and overshoot the limit
-     * together. */
-    if (atomic_fetch_add(&s->cache_bytes, len) + len > s->limit) {
-        evict(s, c);
-        if (atomic_load(&s->cache_bytes) > s->limit) {
-            atomic_fetch_sub(&s->cache_bytes, len);
-            return -ENOBUFS; /* all of it is in flight: skip caching this one */
-        }
-    }
+    r = reserve(s, c, len, spare);
+    if (r < 0)
+        return r;
     block_path(s, ino, etag, idx, path, sizeof(path));
     if (from) {
         r = rename(from, path) < 0 ? -errno : 0;
     } else {
         r = write_file(path, data, len);
-        if (r == -ENOSPC || r == -EDQUOT) {
+        if ((r == -ENOSPC || r == -EDQUOT) && !spare) {
             evict(s, c); /* the disk is fuller than our limit thinks: make room, try again */
             r = write_file(path, data, len);
         }
@@ -337,13 +360,19 @@ static int place(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t i
 int bfs_store_block_put(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                         const void *data, size_t len)
 {
-    return place(s, ino, etag, idx, data, NULL, len);
+    return place(s, ino, etag, idx, data, NULL, len, 0);
+}
+
+int bfs_store_block_put_spare(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
+                              const void *data, size_t len)
+{
+    return place(s, ino, etag, idx, data, NULL, len, 1);
 }
 
 int bfs_store_block_adopt(struct bfs_store *s, uint64_t ino, const char *etag, uint64_t idx,
                           const char *from, size_t len)
 {
-    return place(s, ino, etag, idx, NULL, from, len);
+    return place(s, ino, etag, idx, NULL, from, len, 0);
 }
 
 int bfs_store_blocks_drop(struct bfs_store *s, uint64_t ino, const char *keep_etag)

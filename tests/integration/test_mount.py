@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -40,6 +41,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 import uuid
 
 import boto3
@@ -412,6 +414,27 @@ class MountTestCase(unittest.TestCase):
         for i in range(0, len(keys), 1000):
             self.s3.delete_objects(Bucket=bucket, Delete={
                 "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+
+    # ---- the server's request log (TEST_SERVER_LOG)
+    def server_gets(self):
+        """GETs of objects under this test's prefix in the server's log."""
+        log = os.environ.get("TEST_SERVER_LOG")
+        self.assertTrue(log and os.path.exists(log), "TEST_SERVER_LOG is not set or missing")
+        pat = re.compile(r"\bGET /%s/%s" % (BUCKET, re.escape(urllib.parse.quote(self.p))))
+        with open(log, errors="replace") as f:
+            return sum(1 for line in f
+                       if pat.search(line) and (SERVER != "rgw" or "beast:" in line))
+
+    def settled_server_gets(self):
+        """server_gets() once it stopped changing for a second (log lines
+        are written after the reply)."""
+        last = self.server_gets()
+        while True:
+            time.sleep(1)
+            now = self.server_gets()
+            if now == last:
+                return now
+            last = now
 
     # ---- comparisons with useful failure messages
     def assertBytes(self, got, want, what="content"):
@@ -1020,6 +1043,110 @@ class DataTest(MountTestCase):
         # sanitizer builds keep freed memory in quarantine: test.sh raises the limit there
         limit = float(os.environ.get("BFS_RSS_LIMIT_MIB", "200"))
         self.assertLess(hwm, limit, "daemon peak RSS (VmHWM) %.1f MiB while reading 1 GiB" % hwm)
+
+
+# ------------------------------------------ background fetch after random reads
+class RandomFetchTest(MountTestCase):
+    """Once random reads of an open file touched a good share of its blocks
+    (a quarter, and at least 4), the rest of the object is fetched in the
+    background (randfetch.c): bounded, stopped at release, only into spare
+    room of the cache."""
+
+    def random_reads(self, f, data, blocks, what):
+        """4 KiB preads in each of blocks (1 MiB), in that order, checked.
+        Each is a jump (back, or more than read_ahead blocks ahead): a read
+        near the last one does not count as random."""
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)  # no kernel read-ahead
+        for b in blocks:
+            off = b * MiB + 4096 * (b % 200)
+            self.assertBytes(os.pread(f.fileno(), 4096, off), data[off:off + 4096],
+                             "%s: 4 KiB at %d" % (what, off))
+
+    def wait_stats(self, m, pred, timeout=60):
+        deadline = time.monotonic() + timeout
+        s = m.stats()
+        while not pred(s) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            s = m.stats()
+        return s
+
+    def test_random_reads_fetch_the_rest(self):
+        size = 24 * MiB + 5
+        data = os.urandom(size)
+        self.put("r.bin", data)
+        touched = [20, 3, 14, 1, 24, 10, 0, 22]  # of 25 blocks: the 7th starts the fetch
+        with self.mount(opts={"block_size": "1M"}) as m:
+            with open(m.path("t", "r.bin"), "rb", buffering=0) as f:
+                self.random_reads(f, data, touched, "random")
+                s = self.wait_stats(m, lambda s: s["cache"]["blocks"] >= 25)
+                self.assertEqual(s["cache"]["blocks"], 25, "the whole object cached: %r" % s)
+                self.assertEqual(s["random_fetches"], 1, "one background fetch: %r" % s)
+                self.assertEqual(s["ranged_gets"], 25, "one GET per block, none twice: %r" % s)
+                self.assertGreaterEqual(s["random_fetch_blocks"], 25 - len(touched), repr(s))
+            g0, s0 = m.stats()["by_op"]["get"], self.settled_server_gets()
+            self.assertEqual(file_md5(m.path("t", "r.bin")), (md5hex(data), size),
+                             "the object read whole after the background fetch")
+            self.assertEqual(m.stats()["by_op"]["get"], g0, "GETs counted by the daemon")
+            self.assertEqual(self.server_gets(), s0, "GETs in the server log")
+            r = subprocess.run([BUCKETFS, "status", m.mnt], capture_output=True, text=True)
+            self.assertIn("fetched in the background", r.stdout, r.stdout + r.stderr)
+
+    def test_random_fetch_stops_at_release(self):
+        size = 128 * MiB
+        data = os.urandom(size)
+        self.put("big.bin", data)
+        rnd = random.Random(15)
+        start = rnd.randrange(128)
+        touched = [(start + 37 * i) % 128 for i in range(32)]  # a quarter: the 32nd starts it
+        with self.mount(opts={"block_size": "1M"}) as m:
+            with open(m.path("t", "big.bin"), "rb", buffering=0) as f:
+                self.random_reads(f, data, touched, "random")
+            gets = self.settled_server_gets()
+            s = m.stats()
+        self.assertEqual(s["random_fetches"], 1, "the fetch started: %r" % s)
+        # the GETs in flight at the release finish (4 at most), then none starts
+        self.assertLess(gets, 64, "GETs after the file was closed early (of 128 blocks): "
+                        "%d; stats %r" % (gets, s))
+
+    def test_random_fetch_only_into_spare_room(self):
+        """An object bigger than the cache is never fetched ahead; one that
+        fits is fetched only into room free below the evictor's low-water
+        mark (90%): nothing is evicted for it, the blocks another reader
+        used stay."""
+        a, b, c = os.urandom(10 * MiB), os.urandom(16 * MiB), os.urandom(30 * MiB)
+        self.put_many({"a.bin": a, "b.bin": b, "c.bin": c})
+        limit = 24 * MiB
+        low = limit // 10 * 9  # 21.6 MiB
+        with self.mount(opts={"block_size": "1M", "cache_size": "24M"}) as m:
+            with open(m.path("t", "c.bin"), "rb", buffering=0) as f:
+                self.random_reads(f, c, [3, 25, 9, 19, 1], "bigger than the cache")
+            time.sleep(1)
+            s = m.stats()
+            self.assertEqual((s["random_fetches"], s["ranged_gets"]), (0, 5),
+                             "an object bigger than the cache: only the blocks read: %r" % s)
+            self.assertEqual(file_md5(m.path("t", "a.bin")), (md5hex(a), len(a)))
+            self.wait_stats(m, lambda s: s["cache"]["bytes"] >= 15 * MiB, timeout=10)
+            with open(m.path("t", "b.bin"), "rb", buffering=0) as f:
+                self.random_reads(f, b, [5, 14, 2, 12], "fits, cache partly full")
+                time.sleep(2)  # 19 MiB cached: room for 2 blocks below 21.6
+                s = m.stats()
+            self.assertEqual(s["random_fetches"], 1, repr(s))
+            self.assertEqual(s["random_fetch_blocks"], 2, "the spare room: %r" % s)
+            self.assertLessEqual(s["cache"]["bytes"], low, "past the low-water mark: %r" % s)
+            self.assertEqual(s["cache"]["evictions"], 0, "evicted for the background: %r" % s)
+            g0 = m.stats()["by_op"]["get"]
+            self.assertEqual(file_md5(m.path("t", "a.bin")), (md5hex(a), len(a)))
+            self.assertEqual(m.stats()["by_op"]["get"], g0, "the other reader's blocks stayed")
+
+    def test_random_fetch_off(self):
+        data = os.urandom(24 * MiB)
+        self.put("r.bin", data)
+        with self.mount(opts={"block_size": "1M", "random_fetch": "off"}) as m:
+            with open(m.path("t", "r.bin"), "rb", buffering=0) as f:
+                self.random_reads(f, data, [17, 3, 11, 20, 7, 1, 9, 14], "random")
+                time.sleep(1)
+                s = m.stats()
+        self.assertEqual((s["random_fetches"], s["ranged_gets"]), (0, 8), repr(s))
 
 
 # ------------------------------------------------------ change detection

@@ -16,19 +16,17 @@ own request log (TEST_SERVER_LOG: s3rver.log, or the beast: lines of RGW's
 log), counting the GETs of object keys under the test's prefix.
 """
 import os
-import re
 import sys
 import threading
 import time
 import unittest
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import test_mount as tm  # noqa: E402
 import test_ops  # noqa: E402
-from test_mount import BUCKET, KiB, MiB, md5hex  # noqa: E402
+from test_mount import KiB, MiB, md5hex  # noqa: E402
 from test_ops import OpenWriter, OpsTestCase, bfs, curl  # noqa: E402
 from test_write import write_file  # noqa: E402
 
@@ -44,26 +42,6 @@ def tree(n_dirs=4, per_dir=6):
 
 
 class PrefetchCase(OpsTestCase):
-
-    def server_gets(self):
-        """GETs of objects under this test's prefix in the server's log."""
-        log = os.environ.get("TEST_SERVER_LOG")
-        self.assertTrue(log and os.path.exists(log), "TEST_SERVER_LOG is not set or missing")
-        pat = re.compile(r"\bGET /%s/%s" % (BUCKET, re.escape(urllib.parse.quote(self.p))))
-        with open(log, errors="replace") as f:
-            return sum(1 for line in f
-                       if pat.search(line) and (tm.SERVER != "rgw" or "beast:" in line))
-
-    def settled_server_gets(self):
-        """server_gets() once it stopped changing for a second (log lines
-        are written after the reply)."""
-        last = self.server_gets()
-        while True:
-            time.sleep(1)
-            now = self.server_gets()
-            if now == last:
-                return now
-            last = now
 
     def gets(self, m):
         return m.stats()["by_op"]["get"]
