@@ -43,7 +43,7 @@ static const char *broken(const struct wfile *w)
 {
     if (w->done_gen > w->gen)
         return "an upload newer than the file";
-    if (w->low_gen > w->gen)
+    if (w->low_gen > w->gen + 1) /* gen + 1: every file forgotten (unlinked, uploaded) */
         return "the oldest staging file newer than the file";
     if (w->dirty && w->sealed && !w->deleted)
         return "written into a committed generation";
